@@ -1,0 +1,116 @@
+"""Model: the CNN architectures, each a keras.Sequential, and their training recipes."""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from digits.config import ARCHITECTURES, IMAGE_SIDE, N_CLASSES, check_arch
+
+INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How an architecture is trained by default."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    cosine_schedule: bool  # decay the learning rate to near zero over the run, or keep it constant
+    augment: bool  # random rotation, zoom and shift of the training images
+
+
+RECIPES = {
+    "seed": Recipe(epochs=10, batch_size=128, learning_rate=1e-3, cosine_schedule=False, augment=False),
+    "strided": Recipe(epochs=15, batch_size=128, learning_rate=2e-3, cosine_schedule=True, augment=True),
+}
+
+
+def augmentation_layers() -> list[layers.Layer]:
+    """Random rotation (about 10 degrees), zoom (10%) and shift (10%); never flips, since a flipped 2 is no digit."""
+    return [
+        layers.RandomRotation(10 / 360, fill_mode="constant"),
+        layers.RandomZoom(0.1, fill_mode="constant"),
+        layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+    ]
+
+
+def build_seed(augment: bool = False) -> keras.Sequential:
+    """The original write-up's CNN: two 5x5 and two 3x3 convolution pairs with max-pooling and dropout."""
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            *(augmentation_layers() if augment else []),
+            layers.Conv2D(32, 5, padding="same", activation="relu"),
+            layers.Conv2D(32, 5, padding="same", activation="relu"),
+            layers.MaxPool2D(),
+            layers.Dropout(0.25),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.Conv2D(64, 3, padding="same", activation="relu"),
+            layers.MaxPool2D(strides=2),
+            layers.Dropout(0.25),
+            layers.Flatten(),
+            layers.Dense(256, activation="relu"),
+            layers.Dropout(0.5),
+            layers.Dense(N_CLASSES, activation="softmax"),
+        ],
+        name="seed",
+    )
+
+
+def conv_block(filters: int, strides: int = 1, padding: str = "same") -> list[layers.Layer]:
+    """3x3 convolution, batch normalisation, ReLU (the bias is redundant before normalisation)."""
+    return [
+        layers.Conv2D(filters, 3, strides=strides, padding=padding, use_bias=False),
+        layers.BatchNormalization(),
+        layers.Activation("relu"),
+    ]
+
+
+def build_strided(augment: bool = True) -> keras.Sequential:
+    """The default: batch-normalised 3x3 convolutions that downsample by stride instead of pooling."""
+    return keras.Sequential(
+        [
+            keras.Input(INPUT_SHAPE),
+            *(augmentation_layers() if augment else []),
+            *conv_block(32),
+            *conv_block(32, strides=2),  # 28x28 -> 14x14
+            *conv_block(64),
+            *conv_block(64, strides=2),  # 14x14 -> 7x7
+            layers.Dropout(0.25),
+            *conv_block(128, padding="valid"),  # 7x7 -> 5x5
+            *conv_block(128, padding="valid"),  # 5x5 -> 3x3
+            layers.GlobalAveragePooling2D(),
+            layers.Dropout(0.3),
+            layers.Dense(N_CLASSES, activation="softmax"),
+        ],
+        name="strided",
+    )
+
+
+BUILDERS: dict[str, Callable[[bool], keras.Sequential]] = {"seed": build_seed, "strided": build_strided}
+
+
+def build_model(arch: str, augment: bool | None = None) -> keras.Sequential:
+    """Build an architecture by name; `augment` None follows its recipe."""
+    check_arch(arch)
+    return BUILDERS[arch](RECIPES[arch].augment if augment is None else augment)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a trained model in Keras' safe mode; a missing or corrupt file is a ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: model file not found (train one with notebooks/20-train.ipynb or `make all`)")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a Keras model file (corrupt or truncated); retrain to replace it")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a damaged archive; all mean the same here.
+        raise ValueError(f"{path}: cannot load the model ({type(error).__name__}: {error}); retrain to replace it") from None

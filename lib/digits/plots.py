@@ -1,0 +1,108 @@
+"""Plots: every figure of the notebooks and the report; each function returns its Figure."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+from digits.config import N_CLASSES
+
+DIGITS = list(range(N_CLASSES))
+
+
+def class_distribution(labels: np.ndarray, title: str = "Images per digit") -> Figure:
+    """Bar chart of how many images each digit has."""
+    figure, axes = plt.subplots(figsize=(7, 3))
+    counts = np.bincount(labels, minlength=N_CLASSES)
+    sns.barplot(x=DIGITS, y=counts, color="#4C72B0", ax=axes)
+    axes.bar_label(axes.containers[0], fontsize=8)
+    axes.set(xlabel="digit", ylabel="images", title=title)
+    return figure
+
+
+def digit_grid(images: np.ndarray, titles: list[str], columns: int = 10, title: str = "") -> Figure:
+    """Images in a grid, each with a short title."""
+    rows = max(1, int(np.ceil(len(images) / columns)))
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 1.05), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index < len(images):
+            axis.imshow(images[index].squeeze(), cmap="gray_r", vmin=0, vmax=1)
+            axis.set_title(titles[index], fontsize=8)
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    return figure
+
+
+def samples_per_class(images: np.ndarray, labels: np.ndarray, per_class: int = 10) -> Figure:
+    """A row of example images for each digit."""
+    chosen = [index for digit in DIGITS for index in np.flatnonzero(labels == digit)[:per_class]]
+    return digit_grid(images[chosen], [str(labels[index]) for index in chosen], columns=per_class)
+
+
+def mean_images(images: np.ndarray, labels: np.ndarray) -> Figure:
+    """The average image of each digit: what the classes look like 'on average'."""
+    means = np.stack([images[labels == digit].mean(axis=0) for digit in DIGITS])
+    return digit_grid(means / means.max(), [f"mean {digit}" for digit in DIGITS], columns=N_CLASSES)
+
+
+def pixel_histogram(images: np.ndarray) -> Figure:
+    """Histogram of grey levels (log scale): mostly background, a peak at full ink."""
+    figure, axes = plt.subplots(figsize=(7, 3))
+    axes.hist((images.ravel() * 255).round(), bins=64, range=(0, 256), color="#4C72B0", log=True)
+    axes.set(xlabel="grey level (0 = background, 255 = ink)", ylabel="pixels (log scale)", title="Pixel intensities")
+    return figure
+
+
+def learning_curves(history: pd.DataFrame) -> Figure:
+    """Loss and accuracy per epoch, training against validation, and the learning-rate schedule."""
+    figure, (loss_axes, accuracy_axes, rate_axes) = plt.subplots(1, 3, figsize=(13, 3.5))
+    for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+        axes.plot(history["epoch"], history[metric], marker="o", label="training")
+        axes.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="validation")
+        axes.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
+        axes.legend()
+    rate_axes.plot(history["epoch"], history["learning_rate"], marker="o", color="#55A868")
+    rate_axes.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
+    for axes in (loss_axes, accuracy_axes, rate_axes):
+        axes.xaxis.get_major_locator().set_params(integer=True)
+    figure.tight_layout()
+    return figure
+
+
+def confusion_heatmap(matrix: np.ndarray, title: str = "Confusion matrix") -> Figure:
+    """Heatmap of the confusion matrix; the diagonal is masked so the mistakes stand out."""
+    figure, axes = plt.subplots(figsize=(6.5, 5.5))
+    off_diagonal = ~np.eye(N_CLASSES, dtype=bool)
+    sns.heatmap(matrix, mask=~off_diagonal, annot=True, fmt="d", cmap="Reds", cbar=False, ax=axes)
+    sns.heatmap(matrix, mask=off_diagonal, annot=True, fmt="d", cmap="Greens", cbar=False, ax=axes,
+                annot_kws={"fontsize": 7})
+    axes.set(xlabel="predicted digit", ylabel="true digit", title=title)
+    return figure
+
+
+def per_class_scores(scores: pd.DataFrame) -> Figure:
+    """Precision and recall of each digit, zoomed to where the differences are."""
+    figure, axes = plt.subplots(figsize=(8, 3))
+    long = scores.reset_index().melt(id_vars="digit", value_vars=["precision", "recall"])
+    sns.barplot(data=long, x="digit", y="value", hue="variable", ax=axes)
+    axes.set(ylim=(max(0.0, long["value"].min() - 0.02), 1.0), ylabel="score", title="Precision and recall per digit")
+    axes.legend(loc="lower right")
+    return figure
+
+
+def misclassified_grid(images: np.ndarray, mistakes: pd.DataFrame, limit: int = 30) -> Figure:
+    """The model's most confident mistakes: true label, prediction and confidence."""
+    shown = mistakes.head(limit)
+    titles = [f"{row.true}→{row.predicted} {row.confidence:.0%}" for row in shown.itertuples()]
+    return digit_grid(images[shown["index"].to_numpy()], titles,
+                      title="Misclassified digits (true→predicted, confidence)")
+
+
+def prediction_distribution(predicted_labels: np.ndarray) -> Figure:
+    """How many test images were assigned to each digit."""
+    return class_distribution(predicted_labels, title="Predicted digits in the test set")

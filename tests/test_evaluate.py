@@ -1,0 +1,59 @@
+"""Evaluation helpers, checked against hand-computed cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from digits.evaluate import (
+    accuracy, confusion_matrix, majority_class_accuracy, misclassified, per_class_scores, results_table,
+)
+
+TRUE = np.array([0, 0, 1, 1, 2, 2])
+PREDICTED = np.array([0, 1, 1, 1, 2, 0])
+
+
+def test_accuracy_and_length_check():
+    assert accuracy(TRUE, PREDICTED) == pytest.approx(4 / 6)
+    with pytest.raises(ValueError, match="6 true labels but 5 predictions"):
+        accuracy(TRUE, PREDICTED[:5])
+
+
+def test_confusion_matrix_rows_are_true_digits():
+    matrix = confusion_matrix(TRUE, PREDICTED)
+    assert matrix.shape == (10, 10) and matrix.sum() == 6
+    assert matrix[0, 0] == 1 and matrix[0, 1] == 1 and matrix[2, 0] == 1 and matrix[1, 1] == 2
+
+
+def test_per_class_precision_and_recall():
+    scores = per_class_scores(TRUE, PREDICTED)
+    assert scores.loc[0, "precision"] == pytest.approx(1 / 2) and scores.loc[0, "recall"] == pytest.approx(1 / 2)
+    assert scores.loc[1, "precision"] == pytest.approx(2 / 3) and scores.loc[1, "recall"] == 1.0
+    assert scores.loc[2, "precision"] == 1.0 and scores.loc[2, "recall"] == pytest.approx(1 / 2)
+    assert scores.loc[5, "support"] == 0 and scores.loc[5, "f1"] == 0
+
+
+def test_misclassified_lists_mistakes_most_confident_first():
+    probabilities = np.full((6, 10), 0.01)
+    probabilities[np.arange(6), PREDICTED] = [0.9, 0.6, 0.9, 0.9, 0.9, 0.95]
+    table = misclassified(TRUE, probabilities)
+    assert table["index"].tolist() == [5, 1]
+    assert table[["true", "predicted"]].values.tolist() == [[2, 0], [0, 1]]
+    assert table["confidence"].tolist() == pytest.approx([0.95, 0.6])
+
+
+def test_majority_class_baseline():
+    assert majority_class_accuracy(np.array([3, 3, 1]), np.array([3, 1, 1, 3])) == 0.5
+
+
+def test_results_table_adds_the_seed_run_when_it_exists(tmp_path):
+    metrics = {"arch": "strided", "val_accuracy": 0.99, "test_accuracy": 0.995, "epochs": 12}
+    table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), None)
+    assert table["model"].tolist() == ["strided (this run)", "original write-up (Kaggle score as test)", "majority class"]
+    (tmp_path / "seed").mkdir()
+    (tmp_path / "seed" / "metrics.json").write_text(json.dumps({"val_accuracy": 0.991, "test_accuracy": 0.992, "epochs": 10}))
+    table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), np.array([1, 1, 1, 2]))
+    assert table.loc[1, "model"] == "seed (baseline run)" and table.loc[1, "test accuracy"] == 0.992
+    assert table.loc[3, "validation accuracy"] == 0.5 and table.loc[3, "test accuracy"] == 0.75
