@@ -110,8 +110,9 @@ $(BOOK): $(addprefix $(EXECUTED)/,10-explore.ipynb 20-train.ipynb 30-evaluate.ip
 test: setup ## Run the tests
 	$(PYTHON) -m pytest
 
+# Jupyter refuses to run as root unless told; containers often run as root.
 lab: setup ## Open JupyterLab (127.0.0.1, with a token) in the project environment
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean: ## Remove executed notebooks and the rendered report (keeps data, models and the environment)
 	rm -rf $(EXECUTED) report/_book report/_summary.md report/submission.csv report/.quarto

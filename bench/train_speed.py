@@ -2,6 +2,7 @@
 
     python bench/train_speed.py [--images 12800] [--rounds 5]
 
+Training goes through the same input pipeline as a real run (digits.train.batches).
 Each round trains every architecture (with its own recipe: augmentation for
 `strided`, none for `seed`) for one pass over the same images, one after the
 other, so that both see the same machine load. Prints images per second per
@@ -18,7 +19,7 @@ import numpy as np
 
 from digits.config import ARCHITECTURES
 from digits.data import load_mnist, to_images
-from digits.train import compile_model, make_plan, one_hot
+from digits.train import batches, compile_model, make_plan, one_hot
 from digits.model import build_model
 
 
@@ -36,12 +37,12 @@ def main() -> None:
         plan = make_plan(arch)
         models[arch] = (build_model(arch, plan.augment), plan)
         compile_model(*models[arch])
-        models[arch][0].fit(images[:1024], targets[:1024], batch_size=plan.batch_size, verbose=0)  # warm-up
+        models[arch][0].fit(batches(images[:1024], targets[:1024], plan.batch_size), verbose=0)  # warm-up
     speeds: dict[str, list[float]] = {arch: [] for arch in ARCHITECTURES}
     for round_number in range(1, arguments.rounds + 1):
         for arch, (model, plan) in models.items():
             started = time.perf_counter()
-            model.fit(images, targets, batch_size=plan.batch_size, verbose=0)
+            model.fit(batches(images, targets, plan.batch_size), verbose=0)
             speeds[arch].append(len(images) / (time.perf_counter() - started))
         print(f"round {round_number}: " + ", ".join(f"{arch} {speeds[arch][-1]:.0f} img/s" for arch in ARCHITECTURES),
               flush=True)
@@ -49,7 +50,8 @@ def main() -> None:
     for arch in ARCHITECTURES:
         median = statistics.median(speeds[arch])
         print(f"{arch:8s} median {median:6.0f} img/s  (best {max(speeds[arch]):.0f})  {median / seed_median:.2f}x seed")
-    print(f"per-round ratio strided/seed: {np.round(np.array(speeds['strided']) / np.array(speeds['seed']), 2).tolist()}")
+    ratios = np.round(np.array(speeds["strided"]) / np.array(speeds["seed"]), 2)
+    print(f"per-round ratio strided/seed: {ratios.tolist()}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import pytest
 
 from digits.config import RAW_MNIST_DIR
 from digits.data import (
-    PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, DataError, expected_checksums, load_test, load_train, prepare_data, read_idx,
+    PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, DataError, expected_checksums, load_test, load_train, prepare_data,
+    read_idx,
 )
 
 # Class counts of the MNIST training and test sets, from the data's README.
@@ -49,7 +50,8 @@ BAD_TRAIN_FILES = {
                        "train.csv, line 1: 784 columns, expected 785; missing pixel783"),
     "misnamed column": (csv_text(["label", "pixel0", "pixl1", *PIXEL_COLUMNS[2:]], train_rows()),
                         "train.csv, line 1, column 3: expected 'pixel1', found 'pixl1'"),
-    "label column missing": (csv_text(PIXEL_COLUMNS, pixel_rows()), "train.csv, line 1, column 1: expected 'label', found 'pixel0'"),
+    "label column missing": (csv_text(PIXEL_COLUMNS, pixel_rows()),
+                             "train.csv, line 1, column 1: expected 'label', found 'pixel0'"),
     "extra column": (csv_text([*TRAIN_COLUMNS, "note"], [r + [1] for r in train_rows()]),
                      "train.csv, line 1, column 786: unexpected extra column 'note'"),
     "short row": (csv_text(TRAIN_COLUMNS, train_rows()[:1] + [train_rows()[1][:-1]]),

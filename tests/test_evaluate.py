@@ -51,9 +51,11 @@ def test_majority_class_baseline():
 def test_results_table_adds_the_seed_run_when_it_exists(tmp_path):
     metrics = {"arch": "strided", "val_accuracy": 0.99, "test_accuracy": 0.995, "epochs": 12}
     table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), None)
-    assert table["model"].tolist() == ["strided (this run)", "original write-up (Kaggle score as test)", "majority class"]
+    assert table["model"].tolist() == [
+        "strided (this run)", "original write-up (Kaggle score as test)", "majority class"]
     (tmp_path / "seed").mkdir()
-    (tmp_path / "seed" / "metrics.json").write_text(json.dumps({"val_accuracy": 0.991, "test_accuracy": 0.992, "epochs": 10}))
+    seed_metrics = {"val_accuracy": 0.991, "test_accuracy": 0.992, "epochs": 10}
+    (tmp_path / "seed" / "metrics.json").write_text(json.dumps(seed_metrics))
     table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), np.array([1, 1, 1, 2]))
     assert table.loc[1, "model"] == "seed (baseline run)" and table.loc[1, "test accuracy"] == 0.992
     assert table.loc[3, "validation accuracy"] == 0.5 and table.loc[3, "test accuracy"] == 0.75

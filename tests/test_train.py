@@ -77,6 +77,7 @@ def test_interrupted_run_resumes_to_the_same_weights(arch, small_train, tmp_path
         fit(small_train, tmp_path / "resumed", plan, [InterruptAtEpoch(1)])
     assert (tmp_path / "resumed" / "checkpoint" / "model.keras").is_file()
     resumed = fit(small_train, tmp_path / "resumed", plan)
+    assert resumed.resumed_after_epoch == 1 and not straight.resumed_after_epoch
     for expected, actual in zip(straight.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(expected, actual)
     assert straight.history["val_loss"].equals(resumed.history["val_loss"])
@@ -86,8 +87,8 @@ def test_interrupted_run_resumes_to_the_same_weights(arch, small_train, tmp_path
 def test_checkpoint_of_other_parameters_is_not_resumed(small_train, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         fit(small_train, tmp_path, tiny_plan(seed=1), [InterruptAtEpoch(1)])
-    history = fit(small_train, tmp_path, tiny_plan(seed=2, epochs=1)).history
-    assert len(history) == 1
+    other = fit(small_train, tmp_path, tiny_plan(seed=2, epochs=1))
+    assert other.resumed_after_epoch == 0 and len(other.history) == 1
 
 
 def test_finished_run_is_reused_only_with_the_same_parameters(small_train, tmp_path):
@@ -121,7 +122,8 @@ def test_saved_model_loads_and_bad_files_are_clear_errors(small_train, tmp_path)
     model = build_model("seed")
     model.save(tmp_path / "model.keras")
     loaded = load_model(tmp_path / "model.keras")
-    np.testing.assert_array_equal(model.predict(small_train[0][:3], verbose=0), loaded.predict(small_train[0][:3], verbose=0))
+    images = small_train[0][:3]
+    np.testing.assert_array_equal(model.predict(images, verbose=0), loaded.predict(images, verbose=0))
     with pytest.raises(ValueError, match="missing.keras: model file not found"):
         load_model(tmp_path / "missing.keras")
     corrupt = tmp_path / "corrupt.keras"

@@ -83,7 +83,7 @@ def check_arch(value: Any) -> str:
 
 
 def check_validation_fraction(value: Any) -> float:
-    """Validation fraction: a number strictly between 0 and 0.5."""
+    """Validation fraction: a number above 0 and at most 0.5."""
     try:
         fraction = float(value)
     except (TypeError, ValueError):

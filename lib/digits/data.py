@@ -125,9 +125,9 @@ def _read_header(path: Path) -> list[str]:
 
 def _check_header(path: Path, header: list[str], expected: list[str]) -> None:
     """Raise DataError on the first header difference, naming the column."""
-    if expected is TEST_COLUMNS and header[:1] == ["label"]:
+    if expected[0] != "label" and header[:1] == ["label"]:
         raise DataError(f"{path}, line 1: a test file has no 'label' column (is this a train file?)")
-    for position, (found, wanted) in enumerate(zip(header, expected), start=1):
+    for position, (found, wanted) in enumerate(zip(header, expected, strict=False), start=1):
         if found != wanted:
             raise DataError(f"{path}, line 1, column {position}: expected {wanted!r}, found {found!r}")
     if len(header) < len(expected):
@@ -163,7 +163,7 @@ def _find_problem(path: Path, columns: list[str]) -> DataError | None:
                 where = f"{path}, line {reader.line_num}"
                 if len(row) != len(columns):
                     return DataError(f"{where}: {len(row)} values, expected {len(columns)}")
-                for name, cell in zip(columns, row):
+                for name, cell in zip(columns, row, strict=True):
                     problem = _cell_problem(cell, N_CLASSES - 1 if name == "label" else 255)
                     if problem:
                         return DataError(f"{where}, column {name}: {problem}")

@@ -78,9 +78,11 @@ def results_table(metrics: dict, models_dir: Path, train_labels: np.ndarray, val
         seed = json.loads(seed_metrics_path.read_text())
         rows.append({"model": "seed (baseline run)", "validation accuracy": seed["val_accuracy"],
                      "test accuracy": seed["test_accuracy"], "epochs": seed["epochs"]})
-    rows.append({"model": "original write-up (Kaggle score as test)", "validation accuracy": ORIGINAL_VALIDATION_ACCURACY,
-                 "test accuracy": ORIGINAL_KAGGLE_SCORE, "epochs": 10})
+    rows.append({"model": "original write-up (Kaggle score as test)",
+                 "validation accuracy": ORIGINAL_VALIDATION_ACCURACY, "test accuracy": ORIGINAL_KAGGLE_SCORE,
+                 "epochs": 10})
     majority_test = None if test_labels is None else majority_class_accuracy(train_labels, test_labels)
-    rows.append({"model": "majority class", "validation accuracy": majority_class_accuracy(train_labels, validation_labels),
+    rows.append({"model": "majority class",
+                 "validation accuracy": majority_class_accuracy(train_labels, validation_labels),
                  "test accuracy": majority_test, "epochs": 0})
     return pd.DataFrame(rows)

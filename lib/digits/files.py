@@ -31,7 +31,7 @@ def write_text_atomic(path: str | Path, text: str) -> None:
         temporary.write_text(text, encoding="utf-8")
 
 
-def write_frame_atomic(frame: "pandas.DataFrame", path: str | Path) -> None:
+def write_frame_atomic(frame: pandas.DataFrame, path: str | Path) -> None:
     """Write a DataFrame as CSV (no index) atomically."""
     with atomic_path(path) as temporary:
         frame.to_csv(temporary, index=False)

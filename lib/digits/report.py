@@ -60,7 +60,10 @@ def _markdown_table(frame: pd.DataFrame) -> str:
     """A DataFrame as a pipe table (no extra dependency)."""
     header = "| " + " | ".join(map(str, frame.columns)) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    rows = ["| " + " | ".join("" if pd.isna(value) else str(value) for value in row) + " |" for row in frame.itertuples(index=False)]
+    rows = [
+        "| " + " | ".join("" if pd.isna(value) else str(value) for value in row) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *rows])
 
 
@@ -233,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--arch", default="strided")
     render.add_argument("--models-dir", default=str(MODELS_DIR))
     render.add_argument("--report-dir", default=str(REPORT_DIR))
-    render.add_argument("--fallback", action="store_true", help="use the nbconvert fallback even if Quarto is installed")
+    render.add_argument("--fallback", action="store_true",
+                        help="use the nbconvert fallback even if Quarto is installed")
     hide = commands.add_parser("hide-parameters", help="mark parameters cells `include: false`")
     hide.add_argument("notebook")
     arguments = parser.parse_args(argv)
