@@ -50,7 +50,7 @@ define run_notebook
 		$< $(@D)/.$(@F) $(1) \
 		|| { mv -f $(@D)/.$(@F) $(@D)/_failed-$(@F) 2>/dev/null; \
 		     echo "error: $< failed; the executed copy is $(@D)/_failed-$(@F)" >&2; exit 1; }
-	@$(PYTHON) -m digits.report hide-parameters $(@D)/.$(@F)
+	@$(PYTHON) -m digits.report tidy $(@D)/.$(@F)
 	@rm -f $(@D)/_failed-$(@F)
 	@mv -f $(@D)/.$(@F) $@
 endef

@@ -1,7 +1,7 @@
 """Report: the summary page, then the HTML book with Quarto, or a self-contained fallback without it.
 
     python -m digits.report render --arch strided   # report/_book/index.html
-    python -m digits.report hide-parameters NOTEBOOK
+    python -m digits.report tidy NOTEBOOK
 
 Quarto renders `report/` as a book (report/_quarto.yml) from the executed
 notebooks' stored outputs. Without Quarto, nbconvert renders the same summary and
@@ -32,17 +32,34 @@ from digits.files import atomic_path, write_text_atomic
 CHAPTERS = ["10-explore", "20-train", "30-evaluate", "40-submit"]
 PARAMETER_TAGS = {"parameters", "injected-parameters"}
 HIDE_OPTION = "#| include: false"
+# TensorFlow's start-up notes, written to stderr before its logging is configured.
+TENSORFLOW_NOTE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog|[IWE]\d{4} \d\d:\d\d:\d\d)")
 EMBED = re.compile(r"\{\{<\s*embed\s+(\S+?\.ipynb)#(\S+)\s*>\}\}")
 INCLUDE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 CROSS_REFERENCE = re.compile(r"@(fig-[\w-]+)")
 
 
-def hide_parameter_cells(notebook_path: str | Path) -> None:
-    """Mark the parameters and papermill's injected-parameters cells `include: false` for Quarto."""
+def _is_tensorflow_notes(output: nbformat.NotebookNode) -> bool:
+    """True for a stderr output made only of TensorFlow's start-up notes."""
+    if output.get("output_type") != "stream" or output.get("name") != "stderr":
+        return False
+    return all(TENSORFLOW_NOTE.match(line) for line in output.get("text", "").splitlines() if line.strip())
+
+
+def tidy_for_report(notebook_path: str | Path) -> None:
+    """Prepare an executed notebook for the report, in place.
+
+    The parameters and papermill's injected-parameters cells get `include: false`
+    (the run's parameters are shown as a table instead), and TensorFlow's
+    start-up notes on stderr are dropped.
+    """
     notebook = nbformat.read(notebook_path, as_version=4)
     for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = [output for output in cell.outputs if not _is_tensorflow_notes(output)]
         tagged = PARAMETER_TAGS & set(cell.metadata.get("tags", []))
-        if cell.cell_type == "code" and tagged and not cell.source.startswith(HIDE_OPTION):
+        if tagged and not cell.source.startswith(HIDE_OPTION):
             cell.source = f"{HIDE_OPTION}\n{cell.source}"
     with atomic_path(notebook_path) as temporary:
         nbformat.write(notebook, temporary)
@@ -238,12 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     render.add_argument("--report-dir", default=str(REPORT_DIR))
     render.add_argument("--fallback", action="store_true",
                         help="use the nbconvert fallback even if Quarto is installed")
-    hide = commands.add_parser("hide-parameters", help="mark parameters cells `include: false`")
-    hide.add_argument("notebook")
+    tidy = commands.add_parser("tidy", help="prepare an executed notebook for the report")
+    tidy.add_argument("notebook")
     arguments = parser.parse_args(argv)
     try:
-        if arguments.command == "hide-parameters":
-            hide_parameter_cells(arguments.notebook)
+        if arguments.command == "tidy":
+            tidy_for_report(arguments.notebook)
             return 0
         report_dir = Path(arguments.report_dir)
         if arguments.fallback:
