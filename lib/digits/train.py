@@ -46,6 +46,7 @@ class TrainingPlan:
     augment: bool
     learning_rate: float
     cosine_schedule: bool
+    label_smoothing: float
 
 
 def make_plan(arch: str, epochs: int | None = None, batch_size: int | None = None,
@@ -60,6 +61,7 @@ def make_plan(arch: str, epochs: int | None = None, batch_size: int | None = Non
         augment=recipe.augment if augment is None else augment,
         learning_rate=recipe.learning_rate,
         cosine_schedule=recipe.cosine_schedule,
+        label_smoothing=recipe.label_smoothing,
     )
 
 
@@ -89,7 +91,7 @@ def compile_model(model: keras.Model, plan: TrainingPlan) -> None:
     """Adam and categorical cross-entropy on one-hot labels, as in the original write-up."""
     model.compile(
         optimizer=keras.optimizers.Adam(plan.learning_rate),
-        loss="categorical_crossentropy",
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=plan.label_smoothing),
         metrics=["accuracy"],
     )
 
