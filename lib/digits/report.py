@@ -236,10 +236,11 @@ def render_fallback(report_dir: Path) -> Path:
     return book / "index.html"
 
 
-def render_report(arch: str, models_dir: Path = MODELS_DIR, report_dir: Path = REPORT_DIR) -> Path:
-    """Write the summary, then render with Quarto if it is installed, else with the nbconvert fallback."""
+def render_report(arch: str, models_dir: Path = MODELS_DIR, report_dir: Path = REPORT_DIR,
+                  use_quarto: bool = True) -> Path:
+    """Write the summary, then render with Quarto if it is installed (and wanted), else with the fallback."""
     write_summary(report_dir, Path(models_dir) / check_arch(arch))
-    if shutil.which("quarto"):
+    if use_quarto and shutil.which("quarto"):
         return render_quarto(report_dir)
     print("Quarto is not installed: rendering the self-contained fallback report with nbconvert", flush=True)
     return render_fallback(report_dir)
@@ -262,12 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         if arguments.command == "tidy":
             tidy_for_report(arguments.notebook)
             return 0
-        report_dir = Path(arguments.report_dir)
-        if arguments.fallback:
-            write_summary(report_dir, Path(arguments.models_dir) / check_arch(arguments.arch))
-            entry = render_fallback(report_dir)
-        else:
-            entry = render_report(arguments.arch, Path(arguments.models_dir), report_dir)
+        entry = render_report(arguments.arch, Path(arguments.models_dir), Path(arguments.report_dir),
+                              use_quarto=not arguments.fallback)
     except (ValueError, OSError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
