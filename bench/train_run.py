@@ -2,10 +2,11 @@
 
     python bench/train_run.py --arch strided              # the default recipe
     python bench/train_run.py --arch strided --epochs 30
-    python bench/train_run.py --arch seed                 # the original write-up's recipe
+    python bench/train_run.py --arch baseline             # the original write-up's recipe
 
 Trains on the 60,000 MNIST training images (10% held out for validation, as the
-pipeline does), writes model, history and metrics to --out, and prints the metrics.
+pipeline does), writes the run to --out/<run name>/ like the pipeline, and
+prints its metrics with the test accuracy and the wall time.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 
-from digits.data import load_mnist, to_images
-from digits.train import make_plan, run_metrics, save_run, split_train_validation, train_model
+from digits import runs
+from digits.config import check_parameters, plan_of
+from digits.data import load_mnist, split_train_validation, to_images
 
 
 def main() -> None:
@@ -29,19 +32,22 @@ def main() -> None:
     parser.add_argument("--out", default="bench/out")
     arguments = parser.parse_args()
     started = time.perf_counter()
+    checked = check_parameters(arch=arguments.arch, epochs=arguments.epochs, seed=arguments.seed, batch_size=None,
+                               sample_size=0, validation_fraction=0.1, augment=None)
+    parameters, plan = runs.resolved_parameters(checked), plan_of(checked)
     mnist = load_mnist()
     images, labels = to_images(mnist["train_images"].reshape(-1, 784)), mnist["train_labels"].astype(np.int64)
     test_images, test_labels = to_images(mnist["test_images"].reshape(-1, 784)), mnist["test_labels"]
     train_index, validation_index = split_train_validation(labels, 0.1, arguments.seed)
-    plan = make_plan(arguments.arch, epochs=arguments.epochs, seed=arguments.seed)
-    out_dir = f"{arguments.out}/{arguments.arch}-{plan.epochs}"
-    result = train_model(plan, images[train_index], labels[train_index],
-                         images[validation_index], labels[validation_index], out_dir)
+    run_dir = Path(arguments.out) / runs.run_name(parameters)
+    runs.start_run(run_dir, parameters)
+    result = runs.train_run(plan, images[train_index], labels[train_index],
+                            images[validation_index], labels[validation_index], run_dir)
+    runs.save_run(result, runs.run_metrics(run_dir, parameters, result, len(train_index), len(validation_index)),
+                  run_dir)
     predictions = result.model.predict(test_images, batch_size=1000, verbose=0).argmax(axis=1)
-    test_accuracy = float(np.mean(predictions == test_labels))
-    metrics = run_metrics(plan, result, len(train_index), len(validation_index), test_accuracy,
-                          wall_seconds=round(time.perf_counter() - started, 1))
-    save_run(result, metrics, out_dir)
+    metrics = runs.record_scores(run_dir, test_accuracy=float(np.mean(predictions == test_labels)),
+                                 wall_seconds=round(time.perf_counter() - started, 1))
     print(json.dumps(metrics, indent=2))
 
 

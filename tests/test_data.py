@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 import sys
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from digits.config import RAW_MNIST_DIR
+from digits.config import raw_mnist_dir
 from digits.data import (
     PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, DataError, expected_checksums, load_test, load_train, prepare_data,
     read_idx,
 )
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Class counts of the MNIST training and test sets, from the data's README.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -120,9 +124,9 @@ def test_crlf_and_bom_are_accepted(newline, bom, tmp_path):
 
 
 def run_prepare(data_dir) -> subprocess.CompletedProcess:
-    """`python -m digits.data --data-dir DIR`, as `make data` runs it."""
-    return subprocess.run([sys.executable, "-m", "digits.data", "--data-dir", str(data_dir)],
-                          capture_output=True, text=True)
+    """`python -m digits.pipeline data` with DATA_DIR set, as `make data DATA_DIR=...` runs it."""
+    return subprocess.run([sys.executable, "-m", "digits.pipeline", "data"], capture_output=True, text=True,
+                          cwd=PROJECT_ROOT, env={**os.environ, "DATA_DIR": str(data_dir)})
 
 
 @pytest.mark.parametrize("case", ["misnamed column", "word in a cell", "label above 9"])
@@ -146,7 +150,7 @@ def test_only_one_kaggle_file_is_an_error(tmp_path):
 
 def test_missing_data_dir_is_an_error(tmp_path):
     result = run_prepare(tmp_path / "nope")
-    assert result.returncode != 0 and "nope" in result.stderr and "not an existing folder" in result.stderr
+    assert result.returncode != 0 and "nope" in result.stderr and "must be an existing folder" in result.stderr
 
 
 def test_existing_kaggle_files_are_checked_and_left_untouched(tmp_path):
@@ -179,10 +183,27 @@ def test_embedded_mnist_becomes_kaggle_csvs(tmp_path):
 
 def test_changed_mnist_file_fails_its_checksum(tmp_path):
     raw = tmp_path / "raw"
-    shutil.copytree(RAW_MNIST_DIR, raw)
+    shutil.copytree(raw_mnist_dir(), raw)
     path = raw / "t10k-labels-idx1-ubyte.gz"
     content = bytearray(gzip.decompress(path.read_bytes()))
     content[100] = (content[100] + 1) % 10
     path.write_bytes(gzip.compress(bytes(content)))
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz: checksum mismatch"):
         read_idx(path, expected_checksums(raw)["t10k-labels-idx1-ubyte"])
+
+
+def test_a_header_with_spaces_after_the_commas_is_accepted(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text(", ".join(TRAIN_COLUMNS) + "\n" + "\n".join(", ".join(map(str, r)) for r in train_rows(3)) + "\n")
+    images, labels = load_train(path)
+    assert images.shape == (3, 28, 28, 1) and labels.tolist() == [0, 1, 2]
+
+
+@pytest.mark.parametrize("separator, name", [(";", "semicolons"), ("\t", "tabs")])
+def test_other_separators_are_named_without_printing_the_header(separator, name, tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text(separator.join(TRAIN_COLUMNS) + "\n" + separator.join(map(str, train_rows(1)[0])) + "\n")
+    with pytest.raises(DataError) as raised:
+        load_train(path)
+    message = str(raised.value)
+    assert f"separated by {name}; expected commas" in message and len(message) < 300

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from digits.evaluate import (
     accuracy, confusion_matrix, majority_class_accuracy, misclassified, per_class_scores, results_table,
+    weak_run_note,
 )
+from test_runs import make_finished_run
 
 TRUE = np.array([0, 0, 1, 1, 2, 2])
 PREDICTED = np.array([0, 1, 1, 1, 2, 0])
@@ -48,14 +48,27 @@ def test_majority_class_baseline():
     assert majority_class_accuracy(np.array([3, 3, 1]), np.array([3, 1, 1, 3])) == 0.5
 
 
-def test_results_table_adds_the_seed_run_when_it_exists(tmp_path):
-    metrics = {"arch": "strided", "val_accuracy": 0.99, "test_accuracy": 0.995, "epochs": 12}
+def test_results_table_adds_the_latest_baseline_run_when_there_is_one(tmp_path):
+    metrics = {"run": "strided-e12-s42", "arch": "strided", "val_accuracy": 0.99, "test_accuracy": 0.995, "epochs": 12}
     table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), None)
     assert table["model"].tolist() == [
-        "strided (this run)", "original write-up (Kaggle score as test)", "majority class"]
-    (tmp_path / "seed").mkdir()
-    seed_metrics = {"val_accuracy": 0.991, "test_accuracy": 0.992, "epochs": 10}
-    (tmp_path / "seed" / "metrics.json").write_text(json.dumps(seed_metrics))
+        "strided-e12-s42 (this run)", "original write-up (Kaggle score as test)", "majority class"]
+    make_finished_run(tmp_path, "baseline-e10-s42", "2026-01-01T00:00:00+00:00", 0.991, epochs=10,
+                      arch="baseline", test_accuracy=0.992)
     table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), np.array([1, 1, 1, 2]))
-    assert table.loc[1, "model"] == "seed (baseline run)" and table.loc[1, "test accuracy"] == 0.992
+    assert table.loc[1, "model"] == "baseline-e10-s42 (baseline network)" and table.loc[1, "test accuracy"] == 0.992
     assert table.loc[3, "validation accuracy"] == 0.5 and table.loc[3, "test accuracy"] == 0.75
+
+
+@pytest.mark.parametrize("arch, n_train, val_accuracy, weak", [
+    ("strided", 1801, 0.87, True),
+    ("strided", 9000, 0.981, True),
+    ("strided", 54001, 0.9947, False),
+    ("baseline", 54001, 0.9922, False),
+    ("baseline", 54001, 0.95, True),
+])
+def test_the_weak_run_sentence_appears_only_for_a_weak_run(arch, n_train, val_accuracy, weak):
+    note = weak_run_note({"arch": arch, "val_accuracy": val_accuracy, "n_train": n_train, "epochs": 2})
+    assert bool(note) == weak
+    if weak:
+        assert note.startswith("This is a quick run, not a result") and f"{val_accuracy:.2%}" in note

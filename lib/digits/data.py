@@ -4,26 +4,26 @@ Kaggle's "Digit Recognizer" files: `train.csv` has a `label` column then
 `pixel0`..`pixel783`, `test.csv` the pixels only; pixel x lies at row x // 28,
 column x % 28, grey levels 0..255.
 
-Run `python -m digits.data --data-dir data` to write (or check) the CSVs.
+`make data` writes (or checks) the CSVs through `prepare_data`.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gzip
 import hashlib
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from digits.config import DATA_DIR, IMAGE_SIDE, N_CLASSES, N_PIXELS, RAW_MNIST_DIR
-from digits.files import atomic_path, write_text_atomic
+from digits.config import IMAGE_SIDE, N_CLASSES, N_PIXELS, check_validation_fraction, raw_mnist_dir
+from digits.files import atomic_path, sha256_of, write_text_atomic
+from digits.submission import read_submission
 
 PIXEL_COLUMNS = [f"pixel{index}" for index in range(N_PIXELS)]
 TRAIN_COLUMNS = ["label", *PIXEL_COLUMNS]
@@ -46,7 +46,7 @@ class DataError(ValueError):
 # --- Embedded MNIST (IDX files) ---------------------------------------------------------
 
 
-def expected_checksums(raw_dir: Path = RAW_MNIST_DIR) -> dict[str, str]:
+def expected_checksums(raw_dir: Path) -> dict[str, str]:
     """Read SHA256SUMS.uncompressed: file name -> SHA-256 of the decompressed IDX file."""
     sums_path = raw_dir / "SHA256SUMS.uncompressed"
     if not sums_path.is_file():
@@ -74,8 +74,9 @@ def read_idx(path: Path, expected_sha256: str) -> np.ndarray:
     return np.frombuffer(content, dtype=np.uint8, offset=4 + 4 * n_dims).reshape(shape)
 
 
-def load_mnist(raw_dir: Path = RAW_MNIST_DIR) -> dict[str, np.ndarray]:
+def load_mnist(raw_dir: Path | None = None) -> dict[str, np.ndarray]:
     """Load the four checked MNIST arrays: train/test images (n, 28, 28) and labels (n,)."""
+    raw_dir = raw_dir or raw_mnist_dir()
     sums = expected_checksums(raw_dir)
     return {key: read_idx(raw_dir / f"{name}.gz", sums[name]) for key, name in MNIST_FILES.items()}
 
@@ -93,7 +94,7 @@ def write_csv(path: Path, columns: list[str], values: np.ndarray) -> None:
         pacsv.write_csv(table, handle, pacsv.WriteOptions(include_header=False, quoting_style="none"))
 
 
-def write_kaggle_csvs(data_dir: Path, raw_dir: Path = RAW_MNIST_DIR) -> dict[str, int]:
+def write_kaggle_csvs(data_dir: Path, raw_dir: Path | None = None) -> dict[str, int]:
     """Write train.csv, test.csv and test_labels.csv from the embedded MNIST; return row counts."""
     mnist = load_mnist(raw_dir)
     train_pixels = mnist["train_images"].reshape(-1, N_PIXELS)
@@ -120,6 +121,10 @@ def _read_header(path: Path) -> list[str]:
         header = first_line.decode("utf-8-sig").rstrip("\r\n")
     except UnicodeDecodeError:
         raise DataError(f"{path}, line 1: header is not UTF-8 text") from None
+    for separator, name in (("\t", "tabs"), (";", "semicolons")):
+        if separator in header and "," not in header:
+            raise DataError(f"{path}, line 1: columns are separated by {name}; expected commas (Kaggle's format)")
+    # Spaces after the commas ("label, pixel0, ...") are accepted, as are quoted names.
     return [name.strip().strip('"') for name in header.split(",")]
 
 
@@ -129,12 +134,13 @@ def _check_header(path: Path, header: list[str], expected: list[str]) -> None:
         raise DataError(f"{path}, line 1: a test file has no 'label' column (is this a train file?)")
     for position, (found, wanted) in enumerate(zip(header, expected, strict=False), start=1):
         if found != wanted:
+            found = found if len(found) <= 40 else found[:40] + "..."
             raise DataError(f"{path}, line 1, column {position}: expected {wanted!r}, found {found!r}")
     if len(header) < len(expected):
         missing = ", ".join(expected[len(header) :][:3])
         raise DataError(f"{path}, line 1: {len(header)} columns, expected {len(expected)}; missing {missing}...")
     if len(header) > len(expected):
-        extra = header[len(expected)]
+        extra = header[len(expected)][:40]
         raise DataError(f"{path}, line 1, column {len(expected) + 1}: unexpected extra column {extra!r}")
 
 
@@ -186,7 +192,9 @@ def read_pixels_csv(path: str | Path, columns: list[str]) -> np.ndarray:
         quoted_strings_can_be_null=False,
     )
     try:
-        table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=1 << 24), convert_options=convert)
+        # The header was checked above; Arrow takes the expected names, whatever spacing the file's header has.
+        read_options = pacsv.ReadOptions(block_size=1 << 24, column_names=columns, skip_rows=1)
+        table = pacsv.read_csv(path, read_options=read_options, convert_options=convert)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
         raise (_find_problem(path, columns) or DataError(f"{path}: {error}")) from None
     if table.num_rows == 0:
@@ -218,11 +226,11 @@ def load_test(path: str | Path) -> np.ndarray:
     return to_images(read_pixels_csv(path, TEST_COLUMNS))
 
 
-# --- Preparing the data folder ----------------------------------------------------------
+# --- The data folder -------------------------------------------------------------------
 
 
-def prepare_data(data_dir: str | Path = DATA_DIR, raw_dir: Path = RAW_MNIST_DIR) -> dict[str, object]:
-    """Make sure data_dir holds valid train.csv and test.csv: keep and check existing ones, or write them."""
+def prepare_data(data_dir: str | Path) -> dict[str, object]:
+    """Make sure data_dir holds valid train.csv and test.csv: check existing ones (never written to), or write them."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise DataError(f"data_dir {str(data_dir)!r} is not an existing folder")
@@ -234,29 +242,71 @@ def prepare_data(data_dir: str | Path = DATA_DIR, raw_dir: Path = RAW_MNIST_DIR)
             f"or remove {present[0]} so that both are written from the embedded MNIST"
         )
     if present:
-        summary = {"source": "existing files", "train": len(read_pixels_csv(train_path, TRAIN_COLUMNS))}
-        summary["test"] = len(read_pixels_csv(test_path, TEST_COLUMNS))
-    else:
-        summary = {"source": "embedded MNIST", **write_kaggle_csvs(data_dir, raw_dir)}
-    write_text_atomic(data_dir / PREPARED_STAMP, json.dumps(summary, indent=2) + "\n")
+        return {"source": "existing files", "train": len(read_pixels_csv(train_path, TRAIN_COLUMNS)),
+                "test": len(read_pixels_csv(test_path, TEST_COLUMNS))}
+    summary = {"source": "embedded MNIST", **write_kaggle_csvs(data_dir)}
+    # Records which train.csv the embedded MNIST gave, so that runs on it need no data tag in their names.
+    stamp = {**summary, "train_sha256": sha256_of(train_path)}
+    write_text_atomic(data_dir / PREPARED_STAMP, json.dumps(stamp, indent=2) + "\n")
     return summary
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: prepare the data folder; one line of error and status 1 on bad data."""
-    parser = argparse.ArgumentParser(description="Write or check train.csv and test.csv in a data folder.")
-    parser.add_argument("--data-dir", default=str(DATA_DIR), help="folder for the CSVs (default: data/)")
-    arguments = parser.parse_args(argv)
+def data_tag(data_dir: Path) -> str:
+    """"" for the train.csv written from the embedded MNIST, else "d" and the start of its SHA-256.
+
+    It goes into run names, so runs on other data (Kaggle's files) are kept beside the MNIST ones.
+    """
+    digest = sha256_of(data_dir / "train.csv")
     try:
-        summary = prepare_data(arguments.data_dir)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    verb = "checked" if summary["source"] == "existing files" else "wrote"
-    print(f"{verb} {arguments.data_dir}/train.csv ({summary['train']:,} rows) "
-          f"and test.csv ({summary['test']:,} rows) [{summary['source']}]")
-    return 0
+        written = json.loads((data_dir / PREPARED_STAMP).read_text()).get("train_sha256")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    return "" if digest == written else f"d{digest[:6]}"
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def overview(train_images: np.ndarray, train_labels: np.ndarray, test_images: np.ndarray) -> pd.DataFrame:
+    """One row per file: images, classes, grey-level range and share of ink."""
+    return pd.DataFrame(
+        {
+            "images": [len(train_images), len(test_images)],
+            "classes": [str(len(np.unique(train_labels))), "unlabelled"],
+            "min grey level": [int(train_images.min() * 255), int(test_images.min() * 255)],
+            "max grey level": [int(train_images.max() * 255), int(test_images.max() * 255)],
+            "ink (share of pixels > 0)": [f"{(train_images > 0).mean():.1%}", f"{(test_images > 0).mean():.1%}"],
+        },
+        index=["train.csv", "test.csv"],
+    )
+
+
+def load_split(data_dir: Path, sample_size: int, validation_fraction: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """train.csv (its first sample_size rows when sample_size > 0), split stratified by digit.
+
+    Returns training images, training labels, validation images, validation labels.
+    """
+    images, labels = load_train(Path(data_dir) / "train.csv")
+    if sample_size:
+        images, labels = images[:sample_size], labels[:sample_size]
+    train_index, validation_index = split_train_validation(labels, validation_fraction, seed)
+    return images[train_index], labels[train_index], images[validation_index], labels[validation_index]
+
+
+def split_train_validation(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified, seeded split: indices of training and validation rows, each class in proportion."""
+    fraction = check_validation_fraction(fraction)
+    rng = np.random.default_rng(seed)
+    validation = []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        validation.append(rng.permutation(members)[: max(1, round(fraction * len(members)))])
+    validation_index = np.sort(np.concatenate(validation))
+    train_index = np.setdiff1d(np.arange(len(labels)), validation_index)
+    if len(train_index) == 0:
+        raise ValueError(f"validation_fraction {fraction} leaves no training rows out of {len(labels)}")
+    return train_index, validation_index
+
+
+def load_test_labels(data_dir: Path, n_images: int) -> np.ndarray | None:
+    """The true labels of test.csv from test_labels.csv (written with the embedded MNIST), or None (Kaggle's)."""
+    path = Path(data_dir) / "test_labels.csv"
+    return read_submission(path, expected_rows=n_images) if path.is_file() else None

@@ -1,38 +1,17 @@
-"""Model: the CNN architectures, each a keras.Sequential, and their training recipes."""
+"""Model: the CNN architectures, each a keras.Sequential (their training recipes are in digits.config)."""
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 from keras import layers
 
-from digits.config import IMAGE_SIDE, N_CLASSES, check_arch
+from digits.config import IMAGE_SIDE, N_CLASSES, RECIPES, check_arch, shown
+from digits.runs import check_model_file
 
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How an architecture is trained by default."""
-
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    cosine_schedule: bool  # decay the learning rate to near zero over the run, or keep it constant
-    augment: bool  # random rotation, zoom and shift of the training images
-    label_smoothing: float  # share of each one-hot target spread over the other digits: less over-confidence
-
-
-RECIPES = {
-    "seed": Recipe(epochs=10, batch_size=128, learning_rate=1e-3, cosine_schedule=False, augment=False,
-                   label_smoothing=0.0),
-    "strided": Recipe(epochs=15, batch_size=128, learning_rate=2e-3, cosine_schedule=True, augment=True,
-                      label_smoothing=0.1),
-}
 
 
 def augmentation_layers() -> list[layers.Layer]:
@@ -44,7 +23,7 @@ def augmentation_layers() -> list[layers.Layer]:
     ]
 
 
-def build_seed(augment: bool = False) -> keras.Sequential:
+def build_baseline(augment: bool = False) -> keras.Sequential:
     """The original write-up's CNN: two 5x5 and two 3x3 convolution pairs with max-pooling and dropout."""
     return keras.Sequential(
         [
@@ -63,7 +42,7 @@ def build_seed(augment: bool = False) -> keras.Sequential:
             layers.Dropout(0.5),
             layers.Dense(N_CLASSES, activation="softmax"),
         ],
-        name="seed",
+        name="baseline",
     )
 
 
@@ -97,7 +76,7 @@ def build_strided(augment: bool = True) -> keras.Sequential:
     )
 
 
-BUILDERS: dict[str, Callable[[bool], keras.Sequential]] = {"seed": build_seed, "strided": build_strided}
+BUILDERS: dict[str, Callable[[bool], keras.Sequential]] = {"strided": build_strided, "baseline": build_baseline}
 
 
 def build_model(arch: str, augment: bool | None = None) -> keras.Sequential:
@@ -110,12 +89,11 @@ def load_model(path: str | Path) -> keras.Model:
     """Load a trained model in Keras' safe mode; a missing or corrupt file is a ValueError naming it."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: model file not found (train one with notebooks/20-train.ipynb or `make all`)")
-    if not zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: not a Keras model file (corrupt or truncated); retrain to replace it")
+        raise ValueError(f"{shown(path)}: model file not found (train one with `make all`)")
+    check_model_file(path)
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a damaged archive; all mean the same here.
         raise ValueError(
-            f"{path}: cannot load the model ({type(error).__name__}: {error}); retrain to replace it"
+            f"{shown(path)}: cannot load the model ({type(error).__name__}: {error}); retrain to replace it"
         ) from None

@@ -106,3 +106,22 @@ def misclassified_grid(images: np.ndarray, mistakes: pd.DataFrame, limit: int = 
 def prediction_distribution(predicted_labels: np.ndarray) -> Figure:
     """How many test images were assigned to each digit."""
     return class_distribution(predicted_labels, title="Predicted digits in the test set")
+
+
+def validation_curves(histories: dict[str, pd.DataFrame], current: str | None = None) -> Figure:
+    """Validation accuracy per epoch of several runs in one plot; the current run drawn thicker."""
+    figure, axes = plt.subplots(figsize=(8, 3.8))
+    for name, history in histories.items():
+        is_current = name == current
+        axes.plot(history["epoch"], history["val_accuracy"], marker="o", markersize=3 if not is_current else 5,
+                  linewidth=3 if is_current else 1.2, label=f"{name} (this report)" if is_current else name,
+                  zorder=3 if is_current else 2)
+    axes.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy of every kept run")
+    accuracies = pd.concat([history["val_accuracy"] for history in histories.values()]) if histories else pd.Series()
+    if len(accuracies):
+        # Zoom to where the runs differ, but keep weak runs in view.
+        axes.set_ylim(max(0.0, min(accuracies.min(), accuracies.quantile(0.25)) - 0.01), 1.0)
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure

@@ -1,19 +1,22 @@
 """Report: the summary page, then the HTML book with Quarto, or a self-contained fallback without it.
 
-    python -m digits.report render --arch strided   # report/_book/index.html
-    python -m digits.report tidy NOTEBOOK
+`make report` calls `render_report` for a run: it copies the run's executed
+notebooks into report/notebooks/, writes report/_summary.md (the run's numbers
+and the table of all runs) and the runs figure, then renders report/ as a
+Quarto book (report/_quarto.yml) from the notebooks' stored outputs. Without
+Quarto, nbconvert renders the same summary and notebooks into one HTML file
+that loads nothing from the network.
 
-Quarto renders `report/` as a book (report/_quarto.yml) from the executed
-notebooks' stored outputs. Without Quarto, nbconvert renders the same summary and
-notebooks into one HTML file that loads nothing from the network.
+    python -m digits.report render --run-dir models/strided-e15-s42 [--fallback]
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import html
-import json
+import os
 import re
 import shutil
 import subprocess
@@ -26,8 +29,9 @@ import pandas as pd
 from nbconvert import HTMLExporter
 from pygments.formatters import HtmlFormatter
 
-from digits.config import MODELS_DIR, REPORT_DIR, check_arch
-from digits.files import atomic_path, write_text_atomic
+from digits import plots, runs
+from digits.config import RUN_PARAMETERS, shown
+from digits.files import atomic_path, remove_stale_partials, sha256_of, write_frame_atomic, write_text_atomic
 
 CHAPTERS = ["10-explore", "20-train", "30-evaluate", "40-submit"]
 PARAMETER_TAGS = {"parameters", "injected-parameters"}
@@ -37,6 +41,8 @@ TENSORFLOW_NOTE = re.compile(r"^(WARNING: All log messages before absl::Initiali
 EMBED = re.compile(r"\{\{<\s*embed\s+(\S+?\.ipynb)#(\S+)\s*>\}\}")
 INCLUDE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 CROSS_REFERENCE = re.compile(r"@(fig-[\w-]+)")
+# A markdown image of a local PNG with a figure label: ![caption](file.png){#fig-label}
+IMAGE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)\{#(fig-[\w-]+)\}")
 
 
 def _is_tensorflow_notes(output: nbformat.NotebookNode) -> bool:
@@ -87,15 +93,17 @@ def _markdown_table(frame: pd.DataFrame) -> str:
 def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
     """The summary's numbers: headline, results against baselines, run parameters, versions, submission."""
     minutes = metrics["train_seconds"] / 60
+    test_accuracy = metrics.get("test_accuracy")
     headline = pd.DataFrame({
-        "test accuracy": [_percent(metrics["test_accuracy"])],
+        "test accuracy": [_percent(test_accuracy)],
         "validation accuracy": [_percent(metrics["val_accuracy"])],
         "training time": [f"{minutes:.1f} min"],
         "epochs": [metrics["epochs"]],
         "parameters": [f"{metrics['params']:,}"],
     })
     parts = [
-        f"The `{metrics['arch']}` network reached **{_percent(metrics['test_accuracy'])} test accuracy** and "
+        f"The `{metrics['arch']}` network of run `{metrics['run']}` reached "
+        f"**{_percent(test_accuracy)} test accuracy** and "
         f"{_percent(metrics['val_accuracy'])} validation accuracy after {metrics['epochs']} "
         f"epoch{'s' if metrics['epochs'] != 1 else ''} "
         f"({minutes:.1f} minutes of training, {metrics['images_per_second']:,.0f} images per second).",
@@ -106,34 +114,60 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
         "",
     ]
     if results is not None:
-        shown = results.copy()
+        shown_results = results.copy()
         for column in ("validation accuracy", "test accuracy"):
-            shown[column] = shown[column].map(_percent)
-        parts += [_markdown_table(shown), ""]
+            shown_results[column] = shown_results[column].map(_percent)
+        parts += [_markdown_table(shown_results), ""]
     else:
         parts += ["(Run notebooks/30-evaluate.ipynb for the comparison.)", ""]
-    parameters = {key: metrics.get(key) for key in
-                  ("arch", "epochs", "batch_size", "seed", "augment", "learning_rate", "sample_size",
-                   "validation_fraction", "n_train")}
+    names = [p.name for p in RUN_PARAMETERS if p.name in metrics] + ["learning_rate", "n_train", "n_validation"]
     versions = {f"{name} version": metrics.get(f"{name}_version") for name in ("python", "tensorflow", "keras")}
-    table = pd.DataFrame({"parameter": list(parameters) + list(versions),
-                          "value": [("all" if v is None and k == "sample_size" else v)
-                                    for k, v in {**parameters, **versions}.items()]})
+    rows = {**{name: metrics.get(name) for name in names}, **versions}
+    rows["sample_size"] = rows.get("sample_size") or "all"
+    table = pd.DataFrame({"parameter": list(rows), "value": list(rows.values())})
     parts += ["## Run parameters and versions", "", _markdown_table(table), "",
               "## Submission", "",
               "[Download submission.csv](submission.csv) (`ImageId,Label`, one row per image of test.csv).", ""]
     return "\n".join(parts)
 
 
+RUNS_FIGURE = "runs-accuracy.png"
+
+
+def runs_markdown(table: pd.DataFrame, current: str) -> str:
+    """The Runs section: every kept run, the current one in bold, and the validation curves of all."""
+    shown_table = table.copy()
+    for column in ("val_accuracy", "test_accuracy"):
+        shown_table[column] = shown_table[column].map(_percent)
+    shown_table = shown_table.astype(object).where(shown_table.notna(), "")
+    is_current = shown_table["run"] == current
+    shown_table.loc[is_current] = shown_table.loc[is_current].map(lambda value: f"**{value}**" if value != "" else "")
+    return "\n".join([
+        "## Runs", "",
+        f"Every run kept in the models folder, newest first; this report shows **{current}**. "
+        "`make runs` prints the same table; `make all EPOCHS=30` (or any other parameters) adds a run "
+        "and `make report` shows the newest.", "",
+        _markdown_table(shown_table), "",
+        f"![Validation accuracy per epoch of every kept run; the run of this report is drawn thicker.]"
+        f"({RUNS_FIGURE}){{#fig-runs}}", "",
+    ])
+
+
 def write_summary(report_dir: Path, run_dir: Path) -> None:
-    """Write report/_summary.md from the run's metrics and evaluation; copy the submission beside it."""
-    metrics_path = run_dir / "metrics.json"
-    if not metrics_path.is_file():
-        raise ValueError(f"{metrics_path}: no finished run to report (run `make all` first)")
-    metrics = json.loads(metrics_path.read_text())
+    """Write report/_summary.md and the runs figure from the run's files; copy the submission beside them."""
+    import matplotlib.pyplot as plt
+
+    metrics = runs.read_metrics(run_dir)
     evaluation_path = run_dir / "evaluation.csv"
     results = pd.read_csv(evaluation_path) if evaluation_path.is_file() else None
-    write_text_atomic(report_dir / "_summary.md", summary_markdown(metrics, results))
+    table = runs.runs_table(run_dir.parent)
+    write_frame_atomic(table, run_dir.parent / runs.RUNS_TABLE)
+    figure = plots.validation_curves(runs.histories(run_dir.parent), current=run_dir.name)
+    with atomic_path(report_dir / RUNS_FIGURE) as temporary:
+        figure.savefig(temporary, dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(figure)
+    write_text_atomic(report_dir / "_summary.md",
+                      summary_markdown(metrics, results) + "\n" + runs_markdown(table, run_dir.name))
     submission = run_dir / "submission.csv"
     if submission.is_file():
         with atomic_path(report_dir / "submission.csv") as temporary:
@@ -143,9 +177,9 @@ def write_summary(report_dir: Path, run_dir: Path) -> None:
 # --- Rendering ---------------------------------------------------------------------------
 
 
-def render_quarto(report_dir: Path) -> Path:
+def render_quarto(report_dir: Path, quarto: str = "quarto") -> Path:
     """Render the book with Quarto (`quarto render report/`); return the entry page."""
-    subprocess.run(["quarto", "render", str(report_dir)], check=True)
+    subprocess.run([quarto, "render", str(report_dir)], check=True)
     return report_dir / "_book" / "index.html"
 
 
@@ -177,7 +211,14 @@ def _summary_html(report_dir: Path) -> str:
         notebooks.setdefault(match.group(1), nbformat.read(path, as_version=4))
         return _figure_html(notebooks[match.group(1)], match.group(2))
 
+    def image(match: re.Match) -> str:
+        caption, label = html.escape(match.group(1)), match.group(3)
+        data = base64.b64encode((report_dir / match.group(2)).read_bytes()).decode()
+        return (f'<figure id="{label}"><img alt="{caption}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{caption}</figcaption></figure>")
+
     text = EMBED.sub(embed, text)
+    text = IMAGE.sub(image, text)
     text = CROSS_REFERENCE.sub(lambda match: f"[the figure](#{match.group(1)})", text)
     return mistune.create_markdown(escape=False, plugins=["table"])(text)
 
@@ -236,35 +277,57 @@ def render_fallback(report_dir: Path) -> Path:
     return book / "index.html"
 
 
-def render_report(arch: str, models_dir: Path = MODELS_DIR, report_dir: Path = REPORT_DIR,
-                  use_quarto: bool = True) -> Path:
-    """Write the summary, then render with Quarto if it is installed (and wanted), else with the fallback."""
-    write_summary(report_dir, Path(models_dir) / check_arch(arch))
-    if use_quarto and shutil.which("quarto"):
-        return render_quarto(report_dir)
-    print("Quarto is not installed: rendering the self-contained fallback report with nbconvert", flush=True)
-    return render_fallback(report_dir)
+def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run_dir: Path, engine: str, extra: str) -> str:
+    """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
+    files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
+             run_dir / "metrics.json", run_dir / "evaluation.csv", run_dir / "submission.csv"]
+    table = runs.runs_table(run_dir.parent).to_csv(index=False)
+    return hashlib.sha256("\n".join([sha256_of(*files), table, engine, extra]).encode()).hexdigest()
+
+
+def render_report(report_dir: Path, run_dir: Path, explore_notebook: Path, use_quarto: bool = True,
+                  extra_inputs: str = "") -> Path:
+    """Copy the run's notebooks in, write the summary, and render with Quarto if installed, else the fallback."""
+    notebooks = {"10-explore": explore_notebook,
+                 **{name: run_dir / runs.NOTEBOOKS_DIR / f"{name}.ipynb" for name in CHAPTERS[1:]}}
+    for path in notebooks.values():
+        if not path.is_file():
+            raise ValueError(f"{shown(path)}: missing; run `make notebooks` first")
+    quarto = shutil.which(os.environ.get("QUARTO", "quarto") or "none") if use_quarto else None
+    entry, stamp = report_dir / "_book" / "index.html", report_dir / "_book" / ".inputs"
+    inputs = _report_inputs(report_dir, notebooks, run_dir, quarto or "fallback", extra_inputs)
+    if entry.is_file() and stamp.is_file() and stamp.read_text() == inputs:
+        return entry
+    for folder in (report_dir, report_dir / "notebooks", report_dir / "_book"):
+        remove_stale_partials(folder)
+    (report_dir / "notebooks").mkdir(exist_ok=True)
+    for name, path in notebooks.items():
+        with atomic_path(report_dir / "notebooks" / f"{name}.ipynb") as temporary:
+            shutil.copyfile(path, temporary)
+    write_summary(report_dir, run_dir)
+    if quarto:
+        entry = render_quarto(report_dir, quarto)
+    else:
+        print("Quarto is not installed: rendering the self-contained fallback report with nbconvert", flush=True)
+        entry = render_fallback(report_dir)
+    write_text_atomic(stamp, inputs)
+    return entry
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line for the Makefile."""
-    parser = argparse.ArgumentParser(description="Render the report, or prepare an executed notebook for it.")
+    """Command line: render the report of one run."""
+    parser = argparse.ArgumentParser(description="Render the report of a run into report/_book/index.html.")
     commands = parser.add_subparsers(dest="command", required=True)
     render = commands.add_parser("render", help="write the summary and render report/_book/index.html")
-    render.add_argument("--arch", default="strided")
-    render.add_argument("--models-dir", default=str(MODELS_DIR))
-    render.add_argument("--report-dir", default=str(REPORT_DIR))
+    render.add_argument("--run-dir", required=True, help="the run's folder, for example models/strided-e15-s42")
+    render.add_argument("--report-dir", default="report")
     render.add_argument("--fallback", action="store_true",
                         help="use the nbconvert fallback even if Quarto is installed")
-    tidy = commands.add_parser("tidy", help="prepare an executed notebook for the report")
-    tidy.add_argument("notebook")
     arguments = parser.parse_args(argv)
+    run_dir = Path(arguments.run_dir)
     try:
-        if arguments.command == "tidy":
-            tidy_for_report(arguments.notebook)
-            return 0
-        entry = render_report(arguments.arch, Path(arguments.models_dir), Path(arguments.report_dir),
-                              use_quarto=not arguments.fallback)
+        explore = run_dir.parent / runs.EXPLORE_DIR / "10-explore.ipynb"
+        entry = render_report(Path(arguments.report_dir), run_dir, explore, use_quarto=not arguments.fallback)
     except (ValueError, OSError, subprocess.CalledProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
