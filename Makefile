@@ -66,7 +66,7 @@ train: data ## Run notebooks/20-train.ipynb: train the run (or reuse it when fin
 evaluate: train ## Run notebooks/30-evaluate.ipynb: test accuracy, confusion matrix, mistakes
 	@$(PIPELINE) evaluate $(STEP_FLAGS)
 
-submit: train ## Run notebooks/40-submit.ipynb: write the run's submission.csv
+submit: evaluate ## Run notebooks/40-submit.ipynb: write the run's submission.csv
 	@$(PIPELINE) submit $(STEP_FLAGS)
 
 notebooks: explore train evaluate submit ## Run the four notebooks

@@ -3,10 +3,13 @@
     python bench/train_run.py --arch strided              # the default recipe
     python bench/train_run.py --arch strided --epochs 30
     python bench/train_run.py --arch baseline             # the original write-up's recipe
+    python bench/train_run.py --epochs 2 --sample-size 10000   # a quick run
 
-Trains on the 60,000 MNIST training images (10% held out for validation, as the
-pipeline does), writes the run to --out/<run name>/ like the pipeline, and
-prints its metrics with the test accuracy and the wall time.
+Trains on the 60,000 MNIST training images, or the first --sample-size of them
+(10% held out for validation, as the pipeline does), writes the run to
+--out/<run name>/ in the pipeline's layout (copy it into models/ and the
+pipeline reuses it), and prints its metrics with the test accuracy and the wall
+time.
 """
 
 from __future__ import annotations
@@ -29,16 +32,19 @@ def main() -> None:
     parser.add_argument("--arch", default="strided")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--sample-size", type=int, default=0)
     parser.add_argument("--out", default="bench/out")
     arguments = parser.parse_args()
     started = time.perf_counter()
     checked = check_parameters(arch=arguments.arch, epochs=arguments.epochs, seed=arguments.seed, batch_size=None,
-                               sample_size=0, validation_fraction=0.1, augment=None)
+                               sample_size=arguments.sample_size, validation_fraction=0.1, augment=None)
     parameters, plan = runs.resolved_parameters(checked), plan_of(checked)
     mnist = load_mnist()
-    images, labels = to_images(mnist["train_images"].reshape(-1, 784)), mnist["train_labels"].astype(np.int64)
+    rows = arguments.sample_size or len(mnist["train_labels"])
+    images = to_images(mnist["train_images"][:rows].reshape(-1, 784))
+    labels = mnist["train_labels"][:rows].astype(np.int64)
     test_images, test_labels = to_images(mnist["test_images"].reshape(-1, 784)), mnist["test_labels"]
-    train_index, validation_index = split_train_validation(labels, 0.1, arguments.seed)
+    train_index, validation_index = split_train_validation(labels, 0.1)
     run_dir = Path(arguments.out) / runs.run_name(parameters)
     runs.start_run(run_dir, parameters)
     result = runs.train_run(plan, images[train_index], labels[train_index],

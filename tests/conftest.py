@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from digits.data import TEST_COLUMNS, TRAIN_COLUMNS, load_mnist, to_images, write_csv
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from digits.config import PARAMETERS, RUN_PARAMETERS, check_parameters, project_root, resolve
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -7,15 +7,20 @@ import os
 import shutil
 import subprocess
 import sys
-
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from digits.config import raw_mnist_dir
 from digits.data import (
-    PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, DataError, expected_checksums, load_test, load_train, prepare_data,
+    PIXEL_COLUMNS,
+    TEST_COLUMNS,
+    TRAIN_COLUMNS,
+    DataError,
+    expected_checksums,
+    load_test,
+    load_train,
+    prepare_data,
     read_idx,
 )
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
+from conftest import write_tiny_data
+from digits import runs
+from digits.config import plan_of, run_parameters
+from digits.data import load_split
 from digits.evaluate import (
-    accuracy, confusion_matrix, majority_class_accuracy, misclassified, per_class_scores, results_table,
-    weak_run_note,
+    accuracy, average_probabilities, confusion_matrix, evaluate_run, majority_class_accuracy, misclassified,
+    per_class_scores, results_table,
 )
+from digits.runs import weak_run_note
 from test_runs import make_finished_run
 
 TRUE = np.array([0, 0, 1, 1, 2, 2])
@@ -72,3 +79,53 @@ def test_the_weak_run_sentence_appears_only_for_a_weak_run(arch, n_train, val_ac
     assert bool(note) == weak
     if weak:
         assert note.startswith("This is a quick run, not a result") and f"{val_accuracy:.2%}" in note
+
+
+def test_an_ensemble_averages_probabilities_not_votes():
+    members = [np.array([[0.9, 0.1]]), np.array([[0.4, 0.6]]), np.array([[0.4, 0.6]])]
+    average = average_probabilities(members)
+    np.testing.assert_allclose(average, [[0.5667, 0.4333]], atol=1e-4)
+    assert average.argmax(axis=1).tolist() == [0]  # two of three members vote 1; their mean probability says 0
+    with pytest.raises(ValueError, match="at least one member"):
+        average_probabilities([])
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, mnist):
+    """A finished one-epoch run on 300 MNIST images, with tiny Kaggle-format data beside it."""
+    root = tmp_path_factory.mktemp("ensemble")
+    data_dir = write_tiny_data(root / "data", mnist, n_train=300, n_test=100)
+    parameters = run_parameters({"epochs": 1, "sample_size": 300, "batch_size": 50})
+    train_images, train_labels, validation_images, validation_labels = load_split(data_dir, 300, 0.1)
+    run_dir = root / "models" / "first"
+    runs.start_run(run_dir, runs.resolved_parameters(parameters))
+    result = runs.train_run(plan_of(parameters), train_images, train_labels, validation_images, validation_labels,
+                            run_dir)
+    metrics = runs.run_metrics(run_dir, parameters, result, len(train_images), len(validation_images))
+    runs.save_run(result, metrics, run_dir)
+    return run_dir, data_dir
+
+
+def test_an_ensemble_of_identical_members_equals_a_member(trained_run):
+    run_dir, data_dir = trained_run
+    twin = run_dir.parent / "twin"
+    shutil.copytree(run_dir, twin, dirs_exist_ok=True)
+    ensemble = run_dir.parent / "pair"
+    runs.start_ensemble(ensemble, runs.read_metrics(run_dir), [run_dir, twin])
+    single, pair = evaluate_run(run_dir, data_dir), evaluate_run(ensemble, data_dir)
+    np.testing.assert_allclose(pair.probabilities, single.probabilities, atol=1e-6)
+    assert pair.metrics["test_accuracy"] == single.metrics["test_accuracy"] > 0.3
+    assert pair.metrics["kind"] == "ensemble" and pair.metrics["members"] == ["first", "twin"]
+    assert pair.members["model"].tolist() == ["first", "twin", "pair (average of the 2)"]
+
+
+def test_a_damaged_member_is_reported_by_name(trained_run):
+    run_dir, data_dir = trained_run
+    broken = run_dir.parent / "broken member"
+    shutil.copytree(run_dir, broken, dirs_exist_ok=True)
+    model = broken / "model.keras"
+    model.write_bytes(model.read_bytes()[:1000])
+    ensemble = run_dir.parent / "with a broken member"
+    runs.start_ensemble(ensemble, runs.read_metrics(run_dir), [run_dir, broken])
+    with pytest.raises(ValueError, match="broken member/model.keras: not a Keras model file"):
+        evaluate_run(ensemble, data_dir)

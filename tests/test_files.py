@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from digits.files import atomic_path, write_text_atomic
 
 

@@ -15,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import run_make
 from digits.submission import read_submission, score_submission
 
@@ -150,6 +149,22 @@ def test_make_runs_lists_every_run_and_writes_runs_csv(first_run, project):
     assert sorted(line.split(",")[0] for line in table[1:]) == names
 
 
+def test_an_ensemble_trains_only_its_missing_members_and_averages_them(first_run, project):
+    result = run_make(project, "all", *QUICK, "ENSEMBLE=2", "DATA_DIR=tiny data")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert trainings(result.stdout) == 1  # seed 42 is the first run's, reused; seed 43 is new
+    member = run_dir(project, "strided-e1-s43-b64-d")
+    ensemble = run_dir(project, "strided-e1-s42-b64-ens2-d")
+    metrics = json.loads((ensemble / "metrics.json").read_text())
+    assert metrics["members"] == [run_dir(project, "strided-e1-s42-b64-d").name, member.name]
+    assert 0 < metrics["test_accuracy"] <= 1 and json.loads((member / "metrics.json").read_text())["test_accuracy"]
+    evaluation = (ensemble / "evaluation.csv").read_text()
+    assert f"{member.name} (member)" in evaluation and f"{ensemble.name} (this run)" in evaluation
+    assert len(read_submission(ensemble / "submission.csv", expected_rows=200)) == 200
+    assert result.stdout.rstrip().endswith(f"(run {ensemble.name})")
+    assert "the average of 2 `strided` runs" in (project / "report" / "_summary.md").read_text()
+
+
 def test_editing_the_library_reruns_the_notebooks_but_not_the_training(first_run, project):
     plots = project / "lib" / "digits" / "plots.py"
     plots.write_text(plots.read_text() + '\nprint("this clone\'s own library")\n')
@@ -246,3 +261,18 @@ def test_two_runs_at_once_wait_for_each_other(first_run, project):
     run = run_dir(project, "strided-e1-s5-b64-d")
     assert json.loads((run / "metrics.json").read_text())["seed"] == 5
     assert not list(project.rglob("_failed-*")) and not list(project.rglob(".*.partial-*"))
+
+
+def test_a_full_disk_is_one_line_naming_the_path(first_run, project, tmp_path):
+    full = tmp_path / "full disk"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("a small disk cannot be mounted here (mounting a tmpfs needs root)")
+    try:
+        result = run_make(project, "train", *QUICK, "DATA_DIR=tiny data", f"MODELS_DIR={full}")
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "No space left on device" in errors[0] and str(full) in errors[0], result.stderr

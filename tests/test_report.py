@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_notebook, new_output
-
 from digits.report import HIDE_OPTION, tidy_for_report
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 TENSORFLOW_NOTES = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"

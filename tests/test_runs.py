@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from digits import runs
 from digits.config import run_parameters
 from digits.files import atomic_path, exclusive_lock, remove_stale_partials

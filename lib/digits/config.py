@@ -25,6 +25,9 @@ N_CLASSES = 10
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
 MAX_ENSEMBLE = 20
+# Seed of the validation split. It is the same for every run, whatever its training seed, so that runs
+# (and the members of an ensemble) are all scored on the same held-out images.
+SPLIT_SEED = 42
 
 
 # --- Architectures and their recipes ----------------------------------------------------

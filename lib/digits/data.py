@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from digits.config import IMAGE_SIDE, N_CLASSES, N_PIXELS, check_validation_fraction, raw_mnist_dir
+from digits.config import IMAGE_SIDE, N_CLASSES, N_PIXELS, SPLIT_SEED, check_validation_fraction, raw_mnist_dir
 from digits.files import atomic_path, sha256_of, write_text_atomic
 from digits.submission import read_submission
 
@@ -278,8 +278,8 @@ def overview(train_images: np.ndarray, train_labels: np.ndarray, test_images: np
     )
 
 
-def load_split(data_dir: Path, sample_size: int, validation_fraction: float,
-               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def load_split(data_dir: Path, sample_size: int,
+               validation_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """train.csv (its first sample_size rows when sample_size > 0), split stratified by digit.
 
     Returns training images, training labels, validation images, validation labels.
@@ -287,11 +287,12 @@ def load_split(data_dir: Path, sample_size: int, validation_fraction: float,
     images, labels = load_train(Path(data_dir) / "train.csv")
     if sample_size:
         images, labels = images[:sample_size], labels[:sample_size]
-    train_index, validation_index = split_train_validation(labels, validation_fraction, seed)
+    train_index, validation_index = split_train_validation(labels, validation_fraction)
     return images[train_index], labels[train_index], images[validation_index], labels[validation_index]
 
 
-def split_train_validation(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_train_validation(labels: np.ndarray, fraction: float,
+                           seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Stratified, seeded split: indices of training and validation rows, each class in proportion."""
     fraction = check_validation_fraction(fraction)
     rng = np.random.default_rng(seed)

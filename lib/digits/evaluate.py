@@ -2,19 +2,105 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 
-from digits.config import N_CLASSES, RECIPES
-from digits.runs import finished_runs
+from digits.config import N_CLASSES
+from digits.data import load_split, load_test, load_test_labels
+from digits.model import load_model
+from digits.runs import (
+    check_ready,
+    ensemble_metrics,
+    finished_runs,
+    is_ensemble,
+    read_metrics,
+    record_scores,
+    save_metrics,
+)
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Class probabilities, shape (n, 10)."""
     return model.predict(images, batch_size=batch_size, verbose=0)
+
+
+def average_probabilities(member_probabilities: list[np.ndarray]) -> np.ndarray:
+    """The ensemble's class probabilities: the mean of its members' probabilities (not of their votes)."""
+    if not member_probabilities:
+        raise ValueError("an ensemble needs at least one member")
+    return np.mean(np.stack(member_probabilities), axis=0)
+
+
+@dataclass
+class RunEvaluation:
+    """A run (or ensemble) scored on held-out images in inference mode."""
+
+    metrics: dict  # the run's metrics.json, with the scores recorded
+    eval_name: str  # "test" when the test labels are known, else "validation"
+    images: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray  # the ensemble's average for an ensemble
+    members: pd.DataFrame  # validation and test accuracy of each member, then of the ensemble (one row for a run)
+    train_labels: np.ndarray
+    validation_labels: np.ndarray
+    test_labels: np.ndarray | None
+
+    @property
+    def predicted(self) -> np.ndarray:
+        """The predicted digit of each evaluated image."""
+        return self.probabilities.argmax(axis=1)
+
+
+def predict_run(run_dir: Path, images: np.ndarray) -> np.ndarray:
+    """Class probabilities of a run's model, or the average of an ensemble's members."""
+    members = check_ready(run_dir)
+    return average_probabilities([predict_probabilities(load_model(member / "model.keras"), images)
+                                  for member in members])
+
+
+def _score(labels: np.ndarray | None, probabilities: np.ndarray | None) -> float | None:
+    """Accuracy of the most probable digit, or None without labels."""
+    return None if labels is None else accuracy(labels, probabilities.argmax(axis=1))
+
+
+def evaluate_run(run_dir: Path, data_dir: Path) -> RunEvaluation:
+    """Score a run, or an ensemble and each member, on the validation and (when labelled) the test images.
+
+    Records test_accuracy in each scored run's metrics.json; an ensemble gets a metrics.json of its own.
+    """
+    members = check_ready(run_dir)
+    first = read_metrics(members[0])  # every member shares the data, the sample and the split
+    train_images, train_labels, validation_images, validation_labels = load_split(
+        data_dir, first["sample_size"], first["validation_fraction"])
+    test_images = load_test(Path(data_dir) / "test.csv")
+    test_labels = load_test_labels(data_dir, len(test_images))
+    rows, validation_probabilities, test_probabilities = [], [], []
+    for member in members:
+        trained = load_model(member / "model.keras")
+        validation_probabilities.append(predict_probabilities(trained, validation_images))
+        test_probabilities.append(predict_probabilities(trained, test_images))
+        metrics = record_scores(member, test_accuracy=_score(test_labels, test_probabilities[-1]))
+        rows.append({"model": member.name,
+                     "validation accuracy": _score(validation_labels, validation_probabilities[-1]),
+                     "test accuracy": metrics["test_accuracy"]})
+    validation_average = average_probabilities(validation_probabilities)
+    test_average = average_probabilities(test_probabilities)
+    if is_ensemble(run_dir):
+        metrics = ensemble_metrics(run_dir, _score(validation_labels, validation_average),
+                                   _score(test_labels, test_average))
+        save_metrics(run_dir, metrics)
+        rows.append({"model": f"{run_dir.name} (average of the {len(members)})",
+                     "validation accuracy": metrics["val_accuracy"], "test accuracy": metrics["test_accuracy"]})
+    scores = read_metrics(run_dir), pd.DataFrame(rows)
+    if test_labels is not None:
+        return RunEvaluation(scores[0], "test", test_images, test_labels, test_average, scores[1],
+                             train_labels, validation_labels, test_labels)
+    return RunEvaluation(scores[0], "validation", validation_images, validation_labels, validation_average,
+                         scores[1], train_labels, validation_labels, test_labels)
 
 
 def accuracy(true_labels: np.ndarray, predicted_labels: np.ndarray) -> float:
@@ -66,26 +152,14 @@ def majority_class_accuracy(train_labels: np.ndarray, eval_labels: np.ndarray) -
 # The original write-up's scores: 10 epochs of the `baseline` network.
 ORIGINAL_VALIDATION_ACCURACY = 0.989
 ORIGINAL_KAGGLE_SCORE = 0.98978
-# A run this far (or more) below its recipe's full-data validation accuracy is called a quick run.
-WEAK_RUN_MARGIN = 0.01
-
-
-def weak_run_note(metrics: dict) -> str:
-    """One plain sentence when the run's validation accuracy is far below its recipe's full-data result, else ""."""
-    expected = RECIPES[metrics["arch"]].full_data_val_accuracy
-    if metrics["val_accuracy"] >= expected - WEAK_RUN_MARGIN:
-        return ""
-    return (f"This is a quick run, not a result: its validation accuracy of {metrics['val_accuracy']:.2%} is far "
-            f"below the {expected:.1%} that the {metrics['arch']} recipe reaches on all the training images "
-            f"(this run: {metrics['n_train']:,} images, {metrics['epochs']} epoch"
-            f"{'s' if metrics['epochs'] != 1 else ''}).")
-
-
 def results_table(metrics: dict, models_dir: Path, train_labels: np.ndarray, validation_labels: np.ndarray,
-                  test_labels: np.ndarray | None) -> pd.DataFrame:
+                  test_labels: np.ndarray | None, members: pd.DataFrame | None = None) -> pd.DataFrame:
     """This run against baselines: the latest `baseline` run (if any), the original write-up, the majority class."""
     rows = [{"model": f"{metrics['run']} (this run)", "validation accuracy": metrics["val_accuracy"],
              "test accuracy": metrics.get("test_accuracy"), "epochs": metrics["epochs"]}]
+    if metrics.get("kind") == "ensemble" and members is not None:
+        rows += [{**row, "model": f"{row['model']} (member)", "epochs": metrics["epochs"]}
+                 for row in members.to_dict("records")[:-1]]
     baseline = next((run for run in finished_runs(Path(models_dir)) if run["arch"] == "baseline"), None)
     if metrics["arch"] != "baseline" and baseline:
         rows.append({"model": f"{baseline['run']} (baseline network)", "validation accuracy": baseline["val_accuracy"],

@@ -56,8 +56,16 @@ class Context:
     data_dir: Path
     models_dir: Path
     parameters: dict[str, Any]  # the run's parameters, resolved (the recipe's values filled in)
-    run_dir: Path | None  # None for steps that need no run (data, explore, runs)
+    run_dir: Path | None  # the run's or the ensemble's folder; None for steps that need none (data, explore, runs)
     latest: bool  # True when the run is the latest finished one rather than the one the parameters name
+    ensemble: int = 1  # runs averaged: the seeds SEED..SEED+ensemble-1
+
+    def members(self) -> list[tuple[dict[str, Any], Path]]:
+        """The parameters and folder of each run to train: the run itself, or each member of the ensemble."""
+        if self.ensemble == 1:
+            return [(self.parameters, self.run_dir)]
+        return [(parameters, runs.run_dir_for(parameters, self.data_dir, self.models_dir))
+                for parameters in runs.member_parameters(self.parameters, self.ensemble)]
 
 
 # --- Inputs and their digests -----------------------------------------------------------------
@@ -85,7 +93,8 @@ def make_context(step: str, use_parameters: bool) -> Context:
     """Check the parameters from the environment and pick the run the step works on."""
     given = parameters_from_environment()
     checked = check_parameters(**given)
-    parameters = runs.resolved_parameters(run_parameters(given))
+    run = run_parameters(given)
+    parameters = runs.resolved_parameters(run)
     project = project_root()
     data_dir = (project / checked.get("data_dir", "data")).absolute()
     models_dir = (project / checked.get("models_dir", "models")).absolute()
@@ -94,7 +103,8 @@ def make_context(step: str, use_parameters: bool) -> Context:
         return context
     tag = data_tag(data_dir)
     if use_parameters or any(p.name in given for p in RUN_PARAMETERS):
-        context.run_dir = runs.run_dir_for(parameters, data_dir, models_dir)
+        context.ensemble = run["ensemble"]
+        context.run_dir = runs.run_dir_for(parameters, data_dir, models_dir, context.ensemble)
         return context
     for metrics in runs.finished_runs(models_dir):
         run_dir = models_dir / metrics["run"]
@@ -147,12 +157,6 @@ def run_notebook(context: Context, name: str, target: Path, parameters: dict[str
     failed.unlink(missing_ok=True)
 
 
-def notebook_parameters(context: Context, notebook: str) -> dict[str, Any]:
-    """The papermill parameters of one of the run's notebooks: the run (by its parameters or name) and folders."""
-    run = context.parameters if notebook == "20-train" else {"run": context.run_dir.name}
-    return {**run, "data_dir": str(context.data_dir), "models_dir": str(context.models_dir)}
-
-
 # --- The steps --------------------------------------------------------------------------------
 
 
@@ -179,36 +183,50 @@ def step_explore(context: Context) -> None:
 
 
 def step_train(context: Context) -> None:
+    """Train each run that is not finished (the run, or every member of the ensemble)."""
+    members = context.members()
+    for parameters, run_dir in members:
+        train_run(context, parameters, run_dir)
+    if context.ensemble > 1:
+        runs.start_ensemble(context.run_dir, context.parameters, [run_dir for _, run_dir in members])
+
+
+def train_run(context: Context, parameters: dict[str, Any], run_dir: Path) -> None:
     """Run 20-train unless the run is finished and its executed notebook is from the same inputs."""
-    run_dir = context.run_dir
     target = run_dir / runs.NOTEBOOKS_DIR / "20-train.ipynb"
     inputs = _digest("train", sha256_of(context.project / "notebooks" / "20-train.ipynb"),
-                     library_digest(context.project), data_digest(context.data_dir),
-                     context.parameters)
+                     library_digest(context.project), data_digest(context.data_dir), parameters)
     finished = runs.is_finished(run_dir)
     # The latest run is shown as it is: a bare `make report` never retrains, even after a code change.
     if finished and (executed_inputs(target) == inputs or (context.latest and target.is_file())):
         return
-    runs.start_run(run_dir, context.parameters)
+    runs.start_run(run_dir, parameters)
     for folder in (run_dir, run_dir / runs.CHECKPOINT_DIR):
         remove_stale_partials(folder)
-    run_notebook(context, "20-train", target, notebook_parameters(context, "20-train"), inputs)
+    notebook_parameters = {**parameters, "data_dir": str(context.data_dir), "models_dir": str(context.models_dir)}
+    run_notebook(context, "20-train", target, notebook_parameters, inputs)
     runs.check_finished(run_dir)
 
 
 def _downstream_inputs(context: Context, step: str, notebook: str) -> str:
-    """Inputs of a step that reads the trained model: notebook, code, data and the model itself."""
+    """Inputs of a step that reads the trained models: notebook, code, data and the models themselves."""
+    models = [member / "model.keras" for member in runs.members_of(context.run_dir)]
     return _digest(step, sha256_of(context.project / "notebooks" / f"{notebook}.ipynb"),
                    library_digest(context.project), data_digest(context.data_dir),
-                   context.run_dir.name, sha256_of(context.run_dir / "model.keras"))
+                   context.run_dir.name, sha256_of(*models))
 
 
 def _require_finished(context: Context) -> None:
-    """Stop with one line when the run is not finished or damaged (its training step comes first)."""
+    """Stop with one line when a run is not finished or damaged (the training step comes first)."""
     try:
-        runs.check_finished(context.run_dir)
+        runs.check_ready(context.run_dir)
     except ValueError as error:
         raise StepError(f"{error}: run `make train` (or `make all`) with the same parameters first") from None
+
+
+def _downstream_parameters(context: Context) -> dict[str, Any]:
+    """The papermill parameters of the evaluation and submission notebooks: the run's name and the folders."""
+    return {"run": context.run_dir.name, "data_dir": str(context.data_dir), "models_dir": str(context.models_dir)}
 
 
 def step_evaluate(context: Context) -> None:
@@ -216,10 +234,13 @@ def step_evaluate(context: Context) -> None:
     _require_finished(context)
     target = context.run_dir / runs.NOTEBOOKS_DIR / "30-evaluate.ipynb"
     inputs = _downstream_inputs(context, "evaluate", "30-evaluate")
-    complete = (context.run_dir / "evaluation.csv").is_file() and "test_accuracy" in runs.read_metrics(context.run_dir)
-    if complete and executed_inputs(target) == inputs:
+    try:
+        scored = "test_accuracy" in runs.read_metrics(context.run_dir)
+    except ValueError:
+        scored = False
+    if scored and (context.run_dir / "evaluation.csv").is_file() and executed_inputs(target) == inputs:
         return
-    run_notebook(context, "30-evaluate", target, notebook_parameters(context, "30-evaluate"), inputs)
+    run_notebook(context, "30-evaluate", target, _downstream_parameters(context), inputs)
 
 
 def step_submit(context: Context) -> None:
@@ -234,7 +255,7 @@ def step_submit(context: Context) -> None:
         complete = False
     if complete and executed_inputs(target) == inputs:
         return
-    run_notebook(context, "40-submit", target, notebook_parameters(context, "40-submit"), inputs)
+    run_notebook(context, "40-submit", target, _downstream_parameters(context), inputs)
 
 
 def step_report(context: Context) -> None:

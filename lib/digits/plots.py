@@ -108,11 +108,11 @@ def prediction_distribution(predicted_labels: np.ndarray) -> Figure:
     return class_distribution(predicted_labels, title="Predicted digits in the test set")
 
 
-def validation_curves(histories: dict[str, pd.DataFrame], current: str | None = None) -> Figure:
-    """Validation accuracy per epoch of several runs in one plot; the current run drawn thicker."""
+def validation_curves(histories: dict[str, pd.DataFrame], current: list[str] = ()) -> Figure:
+    """Validation accuracy per epoch of several runs in one plot; the current runs drawn thicker."""
     figure, axes = plt.subplots(figsize=(8, 3.8))
     for name, history in histories.items():
-        is_current = name == current
+        is_current = name in current
         axes.plot(history["epoch"], history["val_accuracy"], marker="o", markersize=3 if not is_current else 5,
                   linewidth=3 if is_current else 1.2, label=f"{name} (this report)" if is_current else name,
                   zorder=3 if is_current else 2)

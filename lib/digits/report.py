@@ -101,9 +101,15 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
         "epochs": [metrics["epochs"]],
         "parameters": [f"{metrics['params']:,}"],
     })
+    if metrics.get("kind") == "ensemble":
+        who = (f"The ensemble `{metrics['run']}`, the average of {len(metrics['members'])} `{metrics['arch']}` runs "
+               f"(seeds {metrics['seed']}),")
+    else:
+        who = f"The `{metrics['arch']}` network of run `{metrics['run']}`"
+    note = runs.weak_run_note(metrics)
     parts = [
-        f"The `{metrics['arch']}` network of run `{metrics['run']}` reached "
-        f"**{_percent(test_accuracy)} test accuracy** and "
+        *([f"::: {{.callout-warning}}\n{note}\n:::", ""] if note else []),
+        f"{who} reached **{_percent(test_accuracy)} test accuracy** and "
         f"{_percent(metrics['val_accuracy'])} validation accuracy after {metrics['epochs']} "
         f"epoch{'s' if metrics['epochs'] != 1 else ''} "
         f"({minutes:.1f} minutes of training, {metrics['images_per_second']:,.0f} images per second).",
@@ -134,17 +140,17 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
 RUNS_FIGURE = "runs-accuracy.png"
 
 
-def runs_markdown(table: pd.DataFrame, current: str) -> str:
-    """The Runs section: every kept run, the current one in bold, and the validation curves of all."""
+def runs_markdown(table: pd.DataFrame, current: list[str]) -> str:
+    """The Runs section: every kept run, the current ones (a run, or an ensemble and its members) in bold."""
     shown_table = table.copy()
     for column in ("val_accuracy", "test_accuracy"):
         shown_table[column] = shown_table[column].map(_percent)
     shown_table = shown_table.astype(object).where(shown_table.notna(), "")
-    is_current = shown_table["run"] == current
+    is_current = shown_table["run"].isin(current)
     shown_table.loc[is_current] = shown_table.loc[is_current].map(lambda value: f"**{value}**" if value != "" else "")
     return "\n".join([
         "## Runs", "",
-        f"Every run kept in the models folder, newest first; this report shows **{current}**. "
+        f"Every run kept in the models folder, newest first; this report shows **{current[0]}**. "
         "`make runs` prints the same table; `make all EPOCHS=30` (or any other parameters) adds a run "
         "and `make report` shows the newest.", "",
         _markdown_table(shown_table), "",
@@ -162,12 +168,14 @@ def write_summary(report_dir: Path, run_dir: Path) -> None:
     results = pd.read_csv(evaluation_path) if evaluation_path.is_file() else None
     table = runs.runs_table(run_dir.parent)
     write_frame_atomic(table, run_dir.parent / runs.RUNS_TABLE)
-    figure = plots.validation_curves(runs.histories(run_dir.parent), current=run_dir.name)
+    current = [run_dir.name] + ([member.name for member in runs.members_of(run_dir)] if runs.is_ensemble(run_dir)
+                                else [])
+    figure = plots.validation_curves(runs.histories(run_dir.parent), current=current)
     with atomic_path(report_dir / RUNS_FIGURE) as temporary:
         figure.savefig(temporary, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
     write_text_atomic(report_dir / "_summary.md",
-                      summary_markdown(metrics, results) + "\n" + runs_markdown(table, run_dir.name))
+                      summary_markdown(metrics, results) + "\n" + runs_markdown(table, current))
     submission = run_dir / "submission.csv"
     if submission.is_file():
         with atomic_path(report_dir / "submission.csv") as temporary:
@@ -198,11 +206,20 @@ def _figure_html(notebook: nbformat.NotebookNode, label: str) -> str:
     raise ValueError(f"no figure labelled {label!r} with an image output in the notebook")
 
 
+CALLOUT = re.compile(r"^::: *\{\.callout-(\w+)\} *\n(.*?)\n:::$", flags=re.MULTILINE | re.DOTALL)
+
+
+def _callouts_to_html(markdown: str) -> str:
+    """Quarto's callout blocks (::: {.callout-note} ... :::) as styled <div>s whose content stays markdown."""
+    return CALLOUT.sub(lambda match: f'<div class="callout callout-{match.group(1)}">\n\n{match.group(2)}\n\n</div>',
+                       markdown)
+
+
 def _summary_html(report_dir: Path) -> str:
     """index.qmd with its include and embed shortcodes resolved, as HTML."""
     text = (report_dir / "index.qmd").read_text()
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)
-    text = INCLUDE.sub(lambda match: (report_dir / match.group(1)).read_text(), text)
+    text = _callouts_to_html(INCLUDE.sub(lambda match: (report_dir / match.group(1)).read_text(), text))
     text = text.replace("{.unnumbered}", "")
     notebooks: dict[str, nbformat.NotebookNode] = {}
 
@@ -229,6 +246,8 @@ def _notebook_html(path: Path) -> tuple[str, str]:
     notebook.cells = [cell for cell in notebook.cells if not PARAMETER_TAGS & set(cell.metadata.get("tags", []))]
     for cell in notebook.cells:
         cell.source = re.sub(r"^#\|.*\n?", "", cell.source, flags=re.MULTILINE)
+        if cell.cell_type == "markdown":
+            cell.source = _callouts_to_html(cell.source)
     title = next((line[2:].strip() for cell in notebook.cells if cell.cell_type == "markdown"
                   for line in cell.source.splitlines() if line.startswith("# ")), path.stem)
     body, _ = HTMLExporter(template_name="basic").from_notebook_node(notebook)
@@ -248,6 +267,8 @@ th:first-child, td:first-child { text-align: left; }
 img { max-width: 100%; } figure { margin: 1rem 0; } figcaption { font-size: 0.9rem; color: #555; }
 pre { background: #f6f8fa; padding: 0.6rem; overflow-x: auto; font-size: 0.85rem; }
 .jp-OutputPrompt, .jp-InputPrompt { display: none; }
+.callout { border-left: 4px solid #1a5fb4; background: #f3f7fc; padding: 0.2rem 1rem; margin: 1rem 0; }
+.callout-warning { border-left-color: #c77c02; background: #fdf6e7; }
 .jp-RenderedText pre { background: #fff; border-left: 3px solid #ddd; }
 """
 
@@ -288,8 +309,10 @@ def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run_dir: Path, 
 def render_report(report_dir: Path, run_dir: Path, explore_notebook: Path, use_quarto: bool = True,
                   extra_inputs: str = "") -> Path:
     """Copy the run's notebooks in, write the summary, and render with Quarto if installed, else the fallback."""
-    notebooks = {"10-explore": explore_notebook,
-                 **{name: run_dir / runs.NOTEBOOKS_DIR / f"{name}.ipynb" for name in CHAPTERS[1:]}}
+    # An ensemble's training chapter is its first member's; evaluation and submission are the ensemble's own.
+    trained = runs.members_of(run_dir)[0]
+    notebooks = {"10-explore": explore_notebook, "20-train": trained / runs.NOTEBOOKS_DIR / "20-train.ipynb",
+                 **{name: run_dir / runs.NOTEBOOKS_DIR / f"{name}.ipynb" for name in CHAPTERS[2:]}}
     for path in notebooks.values():
         if not path.is_file():
             raise ValueError(f"{shown(path)}: missing; run `make notebooks` first")
@@ -308,7 +331,8 @@ def render_report(report_dir: Path, run_dir: Path, explore_notebook: Path, use_q
     if quarto:
         entry = render_quarto(report_dir, quarto)
     else:
-        print("Quarto is not installed: rendering the self-contained fallback report with nbconvert", flush=True)
+        print("Quarto is not on the PATH (or QUARTO is empty): rendering the self-contained report with nbconvert",
+              flush=True)
         entry = render_fallback(report_dir)
     write_text_atomic(stamp, inputs)
     return entry

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from digits.config import RUN_PARAMETERS, TrainingPlan, make_plan, shown
+from digits.config import RECIPES, RUN_PARAMETERS, TrainingPlan, make_plan, shown
 from digits.data import data_tag
 from digits.files import atomic_path, write_frame_atomic, write_text_atomic
 
@@ -72,8 +72,11 @@ def _name_part(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def run_name(parameters: Mapping[str, Any], data_tag: str = "") -> str:
-    """A readable folder name from the parameters that define the run: strided-e15-s42, strided-e1-s42-n2000."""
+def run_name(parameters: Mapping[str, Any], data_tag: str = "", ensemble: int = 1) -> str:
+    """A readable folder name from the parameters that define the run: strided-e15-s42, strided-e1-s42-n2000.
+
+    An ensemble of N runs with seeds SEED..SEED+N-1 is named after its first member with `-ensN`.
+    """
     values = resolved_parameters(parameters)
     defaults = resolved_parameters({p.name: p.default for p in RUN_PARAMETERS} | {"arch": values["arch"]})
     parts = [values["arch"]]
@@ -82,20 +85,78 @@ def run_name(parameters: Mapping[str, Any], data_tag: str = "") -> str:
             continue
         if parameter.always_named or values[parameter.name] != defaults[parameter.name]:
             parts.append(parameter.label + _name_part(values[parameter.name]))
+    parts += [f"ens{ensemble}"] if ensemble > 1 else []
     return "-".join(parts + ([data_tag] if data_tag else []))
 
 
-def run_dir_for(parameters: Mapping[str, Any], data_dir: Path, models_dir: Path) -> Path:
-    """The folder of the run these parameters define on the data in data_dir."""
-    return Path(models_dir) / run_name(parameters, data_tag(Path(data_dir)))
+def run_dir_for(parameters: Mapping[str, Any], data_dir: Path, models_dir: Path, ensemble: int = 1) -> Path:
+    """The folder of the run (or ensemble) these parameters define on the data in data_dir."""
+    return Path(models_dir) / run_name(parameters, data_tag(Path(data_dir)), ensemble)
+
+
+def member_parameters(parameters: Mapping[str, Any], ensemble: int) -> list[dict[str, Any]]:
+    """The parameters of an ensemble's members: the same but for consecutive seeds."""
+    return [{**parameters, "seed": parameters["seed"] + index} for index in range(ensemble)]
+
+
+def start_ensemble(ensemble_dir: Path, parameters: Mapping[str, Any], members: list[Path]) -> None:
+    """Create the ensemble's folder and record its members (run.json)."""
+    ensemble_dir.mkdir(parents=True, exist_ok=True)
+    record = {"run": ensemble_dir.name, "kind": "ensemble", "parameters": resolved_parameters(parameters),
+              "members": [member.name for member in members]}
+    write_text_atomic(ensemble_dir / RUN_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def members_of(run_dir: Path) -> list[Path]:
+    """The runs whose models predict for run_dir: its members for an ensemble, else the run itself."""
+    try:
+        record = json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return [run_dir]
+    if record.get("kind") != "ensemble":
+        return [run_dir]
+    return [run_dir.parent / name for name in record["members"]]
+
+
+def is_ensemble(run_dir: Path) -> bool:
+    """True for an ensemble's folder."""
+    return members_of(run_dir) != [run_dir]
+
+
+def check_ready(run_dir: Path) -> list[Path]:
+    """The finished runs that predict for run_dir (one, or an ensemble's members); ValueError naming a bad file."""
+    members = members_of(run_dir)
+    for member in members:
+        check_finished(member)
+    return members
+
+
+def ensemble_metrics(ensemble_dir: Path, val_accuracy: float, test_accuracy: float | None) -> dict:
+    """The metrics.json record of an ensemble: what its members share, their total time, its own scores."""
+    folders = members_of(ensemble_dir)
+    members = [read_metrics(member) for member in folders]
+    seconds = sum(member["train_seconds"] for member in members)
+    return {
+        **{key: value for key, value in members[0].items() if key not in ("test_accuracy", "val_loss")},
+        "run": ensemble_dir.name,
+        "kind": "ensemble",
+        "members": [folder.name for folder in folders],
+        "seed": f"{members[0]['seed']}-{members[-1]['seed']}",
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(sum(m["n_train"] * m["epochs"] for m in members) / seconds, 1),
+        "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy,
+        "fingerprint": hashlib.sha256(" ".join(m["fingerprint"] for m in members).encode()).hexdigest()[:16],
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def find_run(models_dir: Path, name: str = "") -> Path:
-    """The named run's folder, or the latest finished run for "" ; ValueError when there is none."""
+    """The named run's (or ensemble's) folder, or the latest finished run for ""; ValueError when not ready."""
     if not name:
         return latest_run(Path(models_dir))
     run_dir = Path(models_dir) / name
-    check_finished(run_dir)
+    check_ready(run_dir)
     return run_dir
 
 
@@ -308,15 +369,35 @@ def save_run(result: TrainingResult, metrics: dict, run_dir: str | Path) -> None
     with atomic_path(run_dir / "model.keras") as temporary:
         result.model.save(temporary)
     write_frame_atomic(result.history, run_dir / "history.csv")
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    save_metrics(run_dir, metrics)
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
+
+
+def save_metrics(run_dir: Path, metrics: dict) -> None:
+    """Write the run's metrics.json atomically."""
+    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
 
 
 def record_scores(run_dir: Path, **scores: float | None) -> dict:
     """Add scores (test accuracy) to the run's metrics.json; return the updated metrics."""
     metrics = {**read_metrics(run_dir), **scores}
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    save_metrics(run_dir, metrics)
     return metrics
+
+
+# A run this far (or more) below its recipe's full-data validation accuracy is called a quick run.
+WEAK_RUN_MARGIN = 0.01
+
+
+def weak_run_note(metrics: dict) -> str:
+    """One plain sentence when the run's validation accuracy is far below its recipe's full-data result, else ""."""
+    expected = RECIPES[metrics["arch"]].full_data_val_accuracy
+    if metrics["val_accuracy"] >= expected - WEAK_RUN_MARGIN:
+        return ""
+    return (f"This is a quick run, not a result: its validation accuracy of {metrics['val_accuracy']:.2%} is far "
+            f"below the {expected:.1%} that the {metrics['arch']} recipe reaches on all the training images "
+            f"(this run: {metrics['n_train']:,} images, {metrics['epochs']} epoch"
+            f"{'s' if metrics['epochs'] != 1 else ''}).")
 
 
 # --- All runs: listing, comparing, cleaning -----------------------------------------------------
@@ -350,9 +431,23 @@ def latest_run(models_dir: Path) -> Path:
     return models_dir / runs[0]["run"]
 
 
+def finished_ensembles(models_dir: Path) -> list[dict]:
+    """The metrics of every evaluated ensemble whose members are all finished, newest first."""
+    found = []
+    for folder in run_folders(models_dir):
+        try:
+            if is_ensemble(folder):
+                check_ready(folder)
+                found.append(read_metrics(folder))
+        except ValueError:
+            continue
+    return sorted(found, key=lambda metrics: metrics["finished_at"], reverse=True)
+
+
 def runs_table(models_dir: Path) -> pd.DataFrame:
-    """One row per finished run, newest first: name, the parameters that differ, scores, speed, finish time."""
-    runs = finished_runs(models_dir)
+    """One row per finished run and ensemble, newest first: name, the parameters that differ, scores, speed."""
+    runs = sorted(finished_runs(models_dir) + finished_ensembles(models_dir),
+                  key=lambda metrics: metrics["finished_at"], reverse=True)
     names = list(resolved_parameters(runs[0])) if runs else []
     differing = [name for name in names if len({json.dumps(run.get(name)) for run in runs}) > 1]
     rows = [{
@@ -362,7 +457,7 @@ def runs_table(models_dir: Path) -> pd.DataFrame:
         "test_accuracy": run.get("test_accuracy"),
         "train_minutes": round(run["train_seconds"] / 60, 2),
         "images_per_second": run.get("images_per_second"),
-        "finished_at": run["finished_at"],
+        "finished_at": run["finished_at"][:16].replace("T", " "),
     } for run in runs]
     columns = ["run", *differing, "val_accuracy", "test_accuracy", "train_minutes", "images_per_second",
                "finished_at"]
