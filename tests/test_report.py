@@ -1,8 +1,19 @@
-"""Report preparation: what an executed notebook looks like once tidied for the report."""
+"""The report: notebooks tidied for it, and the rendered page or book checked as a reader gets it."""
 
 from __future__ import annotations
 
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import matplotlib.image
 import nbformat
+import numpy as np
+import pytest
+from conftest import copy_project, run_make, write_tiny_data
 from digits.report import HIDE_OPTION, tidy_for_report
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
@@ -32,3 +43,148 @@ def test_tidy_hides_parameters_and_drops_only_tensorflow_notes(tmp_path):
     assert [output.text for output in cells[2].outputs] == [
         "UserWarning: something worth reading\n", "I0000 is fine on stdout\n"]
     assert not cells[2].source.startswith(HIDE_OPTION)
+
+
+# --- The rendered report: the fallback page always, the Quarto book where Quarto is installed ---------
+
+RESOURCE_FROM_NETWORK = re.compile(
+    r"<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//"
+    r"|url\(\s*[\"']?(?:https?:)?//|@import\s+[\"']?(?:url\()?\s*[\"']?(?:https?:)?//",
+    re.IGNORECASE,
+)
+QUICK = ("EPOCHS=1", "BATCH_SIZE=64", "DATA_DIR=tiny data")
+
+
+def test_the_detector_finds_network_loads():
+    """The network check below must be able to fail."""
+    for page in ('<script src="https://cdn.example/x.js">', "<link href='//fonts.example/css' rel=stylesheet>",
+                 "<style>@import url(https://x/y.css)</style>", '<img src="http://x/y.png">',
+                 '@import url("https://fonts.googleapis.com/css2?family=Source+Sans+Pro");'):
+        assert RESOURCE_FROM_NETWORK.search(page)
+    assert not RESOURCE_FROM_NETWORK.search('<a href="https://www.kaggle.com/">Kaggle</a>')  # a link loads nothing
+
+
+@pytest.fixture(scope="module")
+def book_project(tmp_path_factory, mnist) -> Path:
+    """A copy of the project under git, with a quick run rendered as the fallback page."""
+    project = copy_project(tmp_path_factory.mktemp("report") / "report's clone")
+    write_tiny_data(project / "tiny data", mnist)
+    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
+        subprocess.run(["git", *command], cwd=project, check=True)
+    result = run_make(project, "all", *QUICK)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project
+
+
+def current_run(project: Path) -> dict:
+    """The metrics of the one run in the copy."""
+    (run,) = [path for path in (project / "models").glob("strided-*")]
+    return json.loads((run / "metrics.json").read_text())
+
+
+def screenshot(page: Path, out: Path) -> np.ndarray:
+    """A headless Chromium screenshot of a page, as RGB pixels."""
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run(
+            ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--window-size=1280,2400", f"--screenshot={out}", page.as_uri()],
+            capture_output=True, timeout=120, check=True,
+        )
+    return matplotlib.image.imread(out)[..., :3]
+
+
+def assert_shows_figures_and_tables(pixels: np.ndarray) -> None:
+    """A rendered page with text, tables and coloured plots, not a blank or broken one."""
+    assert pixels.shape[:2] == (2400, 1280)
+    assert pixels.std() > 0.1
+    assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 200
+
+
+def test_fallback_page_is_one_self_contained_file(book_project):
+    page = (book_project / "report" / "_book" / "index.html").read_text()
+    metrics = current_run(book_project)
+    assert f"{metrics['test_accuracy']:.2%} test accuracy" in page and "98.98%" in page
+    for title in ("Summary", "Explore the data", "Train the network", "Evaluate the model", "Predict the test set"):
+        assert title in page
+    for label in ("fig-learning-curves", "fig-confusion-matrix", "fig-sample-digits", "fig-runs"):
+        assert re.search(rf'<figure id="{label}"><img [^>]*src="data:image/png;base64,[A-Za-z0-9+/]{{1000}}', page)
+    assert RESOURCE_FROM_NETWORK.search(page) is None
+    assert "models_dir: str =" not in page and "injected-parameters" not in page  # parameters cells hidden
+    assert str(book_project) not in page and "/tmp/" not in page  # no absolute path of the machine
+    assert f"<strong>{metrics['run']}</strong>" in page  # the Runs table highlights the current run
+    assert "This is a quick run, not a result" in page and 'class="callout' in page
+
+
+def test_make_report_leaves_git_status_clean(book_project):
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=book_project,
+                            capture_output=True, text=True, check=True).stdout
+    # Only the inputs the test added and what .gitignore covers: no stray files from rendering.
+    assert [line for line in status.splitlines() if "tiny data" not in line] == []
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_fallback_summary_shows_its_figures_and_tables_in_chromium(book_project, tmp_path):
+    assert_shows_figures_and_tables(screenshot(book_project / "report" / "_book" / "index.html", tmp_path / "a.png"))
+
+
+@pytest.fixture(scope="module")
+def quarto_book(book_project) -> Path:
+    """The same run rendered by Quarto into report/_book/."""
+    if shutil.which("quarto") is None:
+        pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the Quarto book is not tested here")
+    result = run_make(book_project, "report", *QUICK, QUARTO="quarto")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return book_project / "report" / "_book"
+
+
+def test_quarto_book_loads_nothing_from_the_network(quarto_book):
+    files = [*quarto_book.rglob("*.html"), *quarto_book.rglob("*.css")]
+    assert len(files) >= 6
+    loads = {path.name: RESOURCE_FROM_NETWORK.findall(path.read_text(errors="replace")) for path in files}
+    assert {name: found for name, found in loads.items() if found} == {}
+
+
+def test_quarto_book_has_every_chapter_search_and_the_runs(quarto_book, book_project):
+    metrics = current_run(book_project)
+    index = (quarto_book / "index.html").read_text()
+    assert f"{metrics['test_accuracy']:.2%} test accuracy" in index
+    for chapter in ("10-explore", "20-train", "30-evaluate", "40-submit"):
+        assert (quarto_book / "notebooks" / f"{chapter}.html").is_file()
+    assert (quarto_book / "search.json").is_file() and "quarto-search" in index
+    assert f"<strong>{metrics['run']}</strong>" in index and "runs-accuracy.png" in index
+    assert "This is a quick run, not a result" in index and "callout-warning" in index
+
+
+def test_quarto_summary_numbers_its_figures_as_it_refers_to_them(quarto_book):
+    index = (quarto_book / "index.html").read_text()
+    captions = re.findall(r"<figcaption[^>]*>\s*(Figure&nbsp;[\d.]+|Figure [\d.]+)", index)
+    references = re.findall(r'class="quarto-xref"[^>]*>(Figure&nbsp;[\d.]+|Figure [\d.]+)</a>', index)
+    assert captions  # the embedded figures are numbered
+    assert set(references) <= set(captions), (references, captions)
+
+
+def test_quarto_pages_show_no_absolute_path_and_wrap_code(quarto_book, book_project):
+    for page in quarto_book.rglob("*.html"):
+        text = page.read_text()
+        assert str(book_project) not in text and "/tmp/" not in text, page.name
+    (bootstrap,) = (quarto_book / "site_libs" / "bootstrap").glob("bootstrap-*.min.css")
+    assert "pre>code.sourceCode{white-space:pre-wrap" in bootstrap.read_text()  # long code lines wrap
+
+
+def test_quarto_summary_table_of_contents_lists_its_sections(quarto_book):
+    index = (quarto_book / "index.html").read_text()
+    toc = index[index.index('id="TOC"'):]
+    toc = toc[: toc.index("</nav>")]
+    for section in ("Results against baselines", "Runs", "Learning curves", "Confusion matrix"):
+        assert section in toc
+    assert 'class="collapse"' not in toc  # unfolded without scripts, as a page opened from disk shows it
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_quarto_summary_shows_its_figures_and_tables_in_chromium(quarto_book, tmp_path):
+    assert_shows_figures_and_tables(screenshot(quarto_book / "index.html", tmp_path / "q.png"))
+
+
+def test_quarto_leaves_git_status_clean(quarto_book, book_project):
+    test_make_report_leaves_git_status_clean(book_project)

@@ -179,7 +179,7 @@ def step_explore(context: Context) -> None:
         return
     folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(folder / runs.RUN_FILE, json.dumps({"run": runs.EXPLORE_DIR, "parameters": {}}) + "\n")
-    run_notebook(context, "10-explore", target, {"data_dir": str(context.data_dir)}, inputs)
+    run_notebook(context, "10-explore", target, {"data_dir": shown(context.data_dir)}, inputs)
 
 
 def step_train(context: Context) -> None:
@@ -203,7 +203,7 @@ def train_run(context: Context, parameters: dict[str, Any], run_dir: Path) -> No
     runs.start_run(run_dir, parameters)
     for folder in (run_dir, run_dir / runs.CHECKPOINT_DIR):
         remove_stale_partials(folder)
-    notebook_parameters = {**parameters, "data_dir": str(context.data_dir), "models_dir": str(context.models_dir)}
+    notebook_parameters = {**parameters, "data_dir": shown(context.data_dir), "models_dir": shown(context.models_dir)}
     run_notebook(context, "20-train", target, notebook_parameters, inputs)
     runs.check_finished(run_dir)
 
@@ -226,7 +226,7 @@ def _require_finished(context: Context) -> None:
 
 def _downstream_parameters(context: Context) -> dict[str, Any]:
     """The papermill parameters of the evaluation and submission notebooks: the run's name and the folders."""
-    return {"run": context.run_dir.name, "data_dir": str(context.data_dir), "models_dir": str(context.models_dir)}
+    return {"run": context.run_dir.name, "data_dir": shown(context.data_dir), "models_dir": shown(context.models_dir)}
 
 
 def step_evaluate(context: Context) -> None:

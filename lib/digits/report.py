@@ -185,9 +185,28 @@ def write_summary(report_dir: Path, run_dir: Path) -> None:
 # --- Rendering ---------------------------------------------------------------------------
 
 
+# Quarto marks each embedded figure with the absolute path of its notebook (used only outside books).
+NOTEBOOK_PATH_ATTRIBUTE = re.compile(r'\sdata-notebook="[^"]*"')
+COLLAPSED_TABLE_OF_CONTENTS = re.compile(r'(<nav id="TOC".*?</nav>)', flags=re.DOTALL)
+
+
+def _finish_quarto_page(text: str) -> str:
+    """Drop the notebooks' absolute paths; open the table of contents's sub-sections.
+
+    Browsers run no module scripts for pages opened from disk (file://), so
+    Quarto's script that unfolds the table of contents never runs there.
+    """
+    text = NOTEBOOK_PATH_ATTRIBUTE.sub("", text)
+    return COLLAPSED_TABLE_OF_CONTENTS.sub(lambda match: match.group(1).replace('<ul class="collapse">', "<ul>"), text)
+
+
 def render_quarto(report_dir: Path, quarto: str = "quarto") -> Path:
     """Render the book with Quarto (`quarto render report/`); return the entry page."""
     subprocess.run([quarto, "render", str(report_dir)], check=True)
+    for page in (report_dir / "_book").rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        if _finish_quarto_page(text) != text:
+            write_text_atomic(page, _finish_quarto_page(text))
     return report_dir / "_book" / "index.html"
 
 
@@ -298,6 +317,21 @@ def render_fallback(report_dir: Path) -> Path:
     return book / "index.html"
 
 
+def html_as_raw_markdown(notebook: nbformat.NotebookNode) -> None:
+    """Turn HTML outputs (pandas tables, the Keras summary) into raw-HTML markdown outputs, in place.
+
+    Quarto adds require.js and jQuery from a CDN to any page with a text/html
+    output, for JavaScript widgets these notebooks do not have; a markdown output
+    holding the same HTML renders the same and loads nothing.
+    """
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            html_output = output.get("data", {}).pop("text/html", None)
+            if html_output is not None:
+                text = "".join(html_output) if isinstance(html_output, list) else html_output
+                output["data"]["text/markdown"] = f"```{{=html}}\n{text}\n```"
+
+
 def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run_dir: Path, engine: str, extra: str) -> str:
     """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
     files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
@@ -325,11 +359,17 @@ def render_report(report_dir: Path, run_dir: Path, explore_notebook: Path, use_q
         remove_stale_partials(folder)
     (report_dir / "notebooks").mkdir(exist_ok=True)
     for name, path in notebooks.items():
+        notebook = nbformat.read(path, as_version=4)
+        if quarto:
+            html_as_raw_markdown(notebook)
         with atomic_path(report_dir / "notebooks" / f"{name}.ipynb") as temporary:
-            shutil.copyfile(path, temporary)
+            nbformat.write(notebook, temporary)
     write_summary(report_dir, run_dir)
     if quarto:
         entry = render_quarto(report_dir, quarto)
+        # Quarto leaves an empty folder for the summary's embedded figures in the source tree.
+        if (report_dir / "index_files").is_dir() and not any((report_dir / "index_files").rglob("*")):
+            (report_dir / "index_files").rmdir()
     else:
         print("Quarto is not on the PATH (or QUARTO is empty): rendering the self-contained report with nbconvert",
               flush=True)
