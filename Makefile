@@ -18,7 +18,12 @@ SHELL := /bin/bash
 VENV ?= .venv
 PYTHON := $(VENV)/bin/python
 KERNEL := digit-recognizer
-SETUP_DONE := $(VENV)/.setup-done
+# GPU=1: TensorFlow with CUDA (Linux); the environment is installed from the matching lock file.
+GPU ?=
+VARIANT := $(if $(filter 1,$(GPU)),gpu,cpu)
+OTHER_VARIANT := $(if $(filter 1,$(GPU)),cpu,gpu)
+LOCK := requirements$(if $(filter gpu,$(VARIANT)),-gpu).lock
+SETUP_DONE := $(VENV)/.setup-$(VARIANT)
 # Every step runs this clone's own lib/, even in an environment that several clones share.
 export PYTHONPATH := lib
 export PYTHONUNBUFFERED := 1
@@ -27,8 +32,8 @@ PIPELINE := $(PYTHON) -m digits.pipeline
 # `make notebooks` or `make report` works on the latest finished run and never trains.
 all: STEP_FLAGS := --use-parameters
 
-.PHONY: help all setup check-parameters data explore train evaluate submit notebooks report runs test lab \
-	clean clean-models
+.PHONY: help all setup check-parameters data explore train evaluate submit notebooks report runs kaggle-data \
+	kaggle-submit predict lock test lab clean clean-models
 
 help: ## List the targets and the parameters
 	@echo "digit-recognizer: make TARGET [PARAMETER=value ...]"
@@ -44,15 +49,28 @@ all: check-parameters setup data notebooks report ## Everything: setup, data, th
 check-parameters: ## Check the parameters before any work
 	@python3 -m digits.config check
 
-setup: $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir) and its Jupyter kernel
+setup: $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
 
-# An existing environment (a conda one given as VENV=$$CONDA_PREFIX) is used as it is.
-$(SETUP_DONE): pyproject.toml
+# Every package at the exact version and hash of the lock file; then this project, editable.
+# An existing environment (a conda one given as VENV=$$CONDA_PREFIX) is used as it is. The CPU and
+# GPU builds of TensorFlow cannot share an environment: switching removes the other one first.
+$(SETUP_DONE): $(LOCK) pyproject.toml
+	@if [ "$(VARIANT)" = gpu ] && [ "$$(uname -s)" != Linux ]; then \
+		echo "error: GPU=1 installs TensorFlow with CUDA, which exists for Linux only" >&2; exit 2; fi
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -e '.[dev]'
+	if [ -f $(VENV)/.setup-$(OTHER_VARIANT) ]; then \
+		$(PYTHON) -m pip uninstall --quiet --yes tensorflow tensorflow-cpu && rm $(VENV)/.setup-$(OTHER_VARIANT); fi
+	$(PYTHON) -m pip install --quiet --require-hashes -r $(LOCK)
+	$(PYTHON) -m pip install --quiet --no-deps -e .
 	$(PYTHON) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (digit-recognizer)"
 	@touch $@
+
+lock: ## Refresh requirements.lock and requirements-gpu.lock from pyproject.toml (needs the internet)
+	$(PYTHON) -m pip install --quiet uv
+	$(PYTHON) -m uv pip compile pyproject.toml --quiet --extra dev --universal --generate-hashes \
+		--python-version 3.10 -o requirements.lock
+	$(PYTHON) -m uv pip compile pyproject.toml --quiet --extra dev --extra gpu --universal --generate-hashes \
+		--python-version 3.10 --excludes <(echo tensorflow-cpu) -o requirements-gpu.lock
 
 data: check-parameters setup ## Write train.csv, test.csv, test_labels.csv to DATA_DIR (or check Kaggle's files there)
 	@$(PIPELINE) data
@@ -76,6 +94,18 @@ report: notebooks ## Render the HTML report of the run (Quarto if installed, els
 
 runs: setup ## Compare every kept run: print the table and write MODELS_DIR/runs.csv
 	@$(PIPELINE) runs
+
+predict: setup ## Read your own images: make predict IMAGES=folder-or-file [RUN=name] (default: the latest run)
+	@$(PYTHON) -m digits.predict
+
+# The Kaggle command (KAGGLE=... names another one) reads its credentials from ~/.kaggle or the environment.
+export KAGGLE ?= $(VENV)/bin/kaggle
+
+kaggle-data: check-parameters setup ## Download Kaggle's train.csv and test.csv into DATA_DIR (needs Kaggle credentials)
+	@$(PIPELINE) kaggle-data
+
+kaggle-submit: submit ## Submit the run's submission.csv to Kaggle, with the run and its validation accuracy
+	@$(PIPELINE) kaggle-submit $(STEP_FLAGS)
 
 test: setup ## Run the tests
 	$(PYTHON) -m pytest

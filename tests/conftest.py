@@ -43,7 +43,8 @@ def write_tiny_data(folder: Path, mnist: dict[str, np.ndarray], n_train: int = 6
     return folder
 
 
-def run_make(project: Path, *arguments: str, log: Path | None = None, **environment: str) -> subprocess.CompletedProcess:
+def run_make(project: Path, *arguments: str, log: Path | None = None,
+             **environment: str) -> subprocess.CompletedProcess:
     """`make ARGUMENTS` in `project` with this test run's environment as the project environment.
 
     The fallback report is used (QUARTO empty) unless the caller sets QUARTO; with `log`,
@@ -60,8 +61,9 @@ def run_make(project: Path, *arguments: str, log: Path | None = None, **environm
 
 def copy_project(destination: Path) -> Path:
     """A copy of the project as a fresh clone has it, sharing this environment (set up by `make setup`)."""
-    stamp = Path(sys.prefix) / ".setup-done"
-    if not stamp.is_file() or stamp.stat().st_mtime < (PROJECT_ROOT / "pyproject.toml").stat().st_mtime:
+    stamps = [*Path(sys.prefix).glob(".setup-cpu"), *Path(sys.prefix).glob(".setup-gpu")]
+    newest_input = max((PROJECT_ROOT / name).stat().st_mtime for name in ("pyproject.toml", "requirements.lock"))
+    if not stamps or stamps[0].stat().st_mtime < newest_input:
         pytest.skip("the pipeline tests use the project environment: run them with `make test`")
     shutil.copytree(PROJECT_ROOT, destination, ignore=NOT_IN_A_CLONE)
     for generated in ("models", "report/notebooks"):

@@ -10,8 +10,8 @@ import pytest
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_the_four_notebooks_exist():
-    assert [path.stem for path in NOTEBOOKS] == ["10-explore", "20-train", "30-evaluate", "40-submit"]
+def test_the_notebooks_exist():
+    assert [path.stem for path in NOTEBOOKS] == ["10-explore", "20-train", "30-evaluate", "40-submit", "50-predict"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)

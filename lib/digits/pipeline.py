@@ -1,6 +1,7 @@
 """Pipeline: the steps `make` runs, each checking the files on disk before it does any work.
 
-    python -m digits.pipeline data|explore|train|evaluate|submit|report|runs [--use-parameters]
+    python -m digits.pipeline data|explore|train|evaluate|submit|report|runs|kaggle-data|kaggle-submit
+        [--use-parameters]
 
 The parameters come from the environment, where Make puts the variables given
 on its command line (`make all EPOCHS=30` sets EPOCHS), so no value a user
@@ -26,7 +27,7 @@ from typing import Any
 
 import nbformat
 
-from digits import runs
+from digits import competition, runs
 from digits.config import (
     RUN_PARAMETERS,
     check_parameters,
@@ -41,7 +42,7 @@ from digits.submission import read_submission
 
 KERNEL = "digit-recognizer"
 LOCK_FILE = ".pipeline.lock"
-STEPS = ("data", "explore", "train", "evaluate", "submit", "report", "runs")
+STEPS = ("data", "explore", "train", "evaluate", "submit", "report", "runs", "kaggle-data", "kaggle-submit")
 
 
 class StepError(Exception):
@@ -99,7 +100,7 @@ def make_context(step: str, use_parameters: bool) -> Context:
     data_dir = (project / checked.get("data_dir", "data")).absolute()
     models_dir = (project / checked.get("models_dir", "models")).absolute()
     context = Context(project, data_dir, models_dir, parameters, None, False)
-    if step in ("data", "explore", "runs"):
+    if step in ("data", "explore", "runs", "kaggle-data"):
         return context
     tag = data_tag(data_dir)
     if use_parameters or any(p.name in given for p in RUN_PARAMETERS):
@@ -274,9 +275,26 @@ def step_runs(context: Context) -> None:
     runs.main(["table", "--models-dir", str(context.models_dir)])
 
 
+def step_kaggle_data(context: Context) -> None:
+    """Download the competition's files with the Kaggle command into DATA_DIR, checked before they land."""
+    rows = competition.download_data(context.data_dir, os.environ.get("KAGGLE") or "kaggle")
+    print(f"downloaded Kaggle's train.csv ({rows['train']:,} rows) and test.csv ({rows['test']:,} rows) "
+          f"into {shown(context.data_dir)}", flush=True)
+
+
+def step_kaggle_submit(context: Context) -> None:
+    """Submit the run's submission.csv to the competition with the Kaggle command."""
+    _require_finished(context)
+    metrics = runs.read_metrics(context.run_dir)
+    print(competition.submit(context.run_dir, metrics, os.environ.get("KAGGLE") or "kaggle"), flush=True)
+    print(f"submitted {shown(context.run_dir / 'submission.csv')}: \"{competition.submission_message(metrics)}\"",
+          flush=True)
+
+
 STEP_FUNCTIONS: dict[str, Callable[[Context], None]] = {
     "data": step_data, "explore": step_explore, "train": step_train, "evaluate": step_evaluate,
     "submit": step_submit, "report": step_report, "runs": step_runs,
+    "kaggle-data": step_kaggle_data, "kaggle-submit": step_kaggle_submit,
 }
 
 

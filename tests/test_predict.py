@@ -1,0 +1,259 @@
+"""Predicting your own images: MNIST's preprocessing on hand-made cases, bad files, and the command line."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from conftest import PROJECT_ROOT, write_tiny_data
+from digits import runs
+from digits.config import plan_of, run_parameters
+from digits.data import load_split
+from digits.predict import (
+    ImageProblem,
+    centre_of_mass,
+    image_files,
+    load_image,
+    predict_images,
+    predictions_figure,
+    to_mnist,
+    write_predictions,
+)
+
+
+def on_paper(ink: np.ndarray, size: tuple[int, int] = (100, 80), at: tuple[int, int] = (10, 10)) -> Image.Image:
+    """Ink strengths (0..1, rows x columns) drawn dark on a white canvas (width, height) at (left, top)."""
+    canvas = np.zeros((size[1], size[0]))
+    canvas[at[1]:at[1] + ink.shape[0], at[0]:at[0] + ink.shape[1]] = ink
+    return Image.fromarray((255 - canvas * 225).round().astype(np.uint8))
+
+
+def mnist_on_paper(digit: np.ndarray) -> Image.Image:
+    """An MNIST digit enlarged three times, dark on a white 100x100 canvas."""
+    enlarged = Image.fromarray(digit).resize((84, 84), Image.Resampling.BICUBIC)
+    return on_paper(np.asarray(enlarged) / 255, size=(100, 100), at=(8, 8))
+
+
+def ink_box(image: np.ndarray) -> tuple[int, int]:
+    """Height and width of the inked region."""
+    rows, columns = np.flatnonzero(image.any(axis=1)), np.flatnonzero(image.any(axis=0))
+    return rows[-1] - rows[0] + 1, columns[-1] - columns[0] + 1
+
+
+L_SHAPE = np.zeros((30, 20))
+L_SHAPE[:, :4] = L_SHAPE[-4:, :] = 1  # an asymmetric mark: its centre of mass is not its box's centre
+
+
+# --- MNIST's preprocessing ----------------------------------------------------------------------
+
+
+def test_a_light_background_is_inverted_to_light_ink_on_black():
+    digit = to_mnist(on_paper(L_SHAPE))
+    assert digit.shape == (28, 28) and digit.dtype == np.float32
+    assert digit.max() == pytest.approx(1.0) and digit[0].max() == digit[:, 0].max() == 0
+    inverted = to_mnist(Image.fromarray(255 - np.asarray(on_paper(L_SHAPE))))  # the same mark, light on black
+    np.testing.assert_allclose(digit, inverted, atol=1e-6)
+
+
+def test_an_off_centre_digit_is_centred_by_its_mass_in_a_20_pixel_box():
+    digit = to_mnist(on_paper(L_SHAPE, size=(160, 120), at=(120, 5)))
+    row, column = centre_of_mass(digit)
+    assert abs(row - 14) <= 1 and abs(column - 14) <= 1
+    height, width = ink_box(digit)
+    assert max(height, width) == 20 and min(height, width) <= 20
+
+
+def test_a_wide_digit_keeps_its_aspect_ratio():
+    digit = to_mnist(on_paper(np.ones((20, 60)), size=(100, 60), at=(20, 20)))
+    height, width = ink_box(digit)
+    assert width == 20 and 6 <= height <= 8
+
+
+def test_faint_paper_noise_neither_counts_as_ink_nor_widens_the_crop():
+    clean = np.asarray(on_paper(L_SHAPE, size=(120, 90), at=(50, 30)), dtype=np.float64)
+    noisy = clean + np.random.default_rng(0).normal(0, 6, clean.shape)
+    digit = to_mnist(Image.fromarray(np.clip(noisy, 0, 255).round().astype(np.uint8)))
+    assert ink_box(digit) == ink_box(to_mnist(Image.fromarray(clean.astype(np.uint8)))) == (20, 13)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])
+def test_a_digit_already_in_mnist_form_stays_close_to_the_original(mnist, index):
+    original = mnist["test_images"][index]
+    digit = to_mnist(Image.fromarray(original))
+    assert np.corrcoef(digit.ravel(), original.ravel())[0, 1] > 0.9
+
+
+def test_a_transparent_background_counts_as_white_paper(mnist):
+    opaque = mnist_on_paper(mnist["test_images"][0])
+    ink = 255 - np.asarray(opaque)
+    transparent = Image.fromarray(np.dstack([np.zeros_like(ink)] * 3 + [ink]), "RGBA")
+    np.testing.assert_allclose(to_mnist(transparent), to_mnist(opaque), atol=0.02)
+
+
+@pytest.mark.parametrize("grey", [255, 0, 128])
+def test_an_image_without_ink_is_blank(grey):
+    with pytest.raises(ImageProblem, match="^blank: no ink found$"):
+        to_mnist(Image.new("L", (40, 40), grey))
+
+
+# --- Files --------------------------------------------------------------------------------------
+
+
+def test_image_files_lists_a_folders_images_by_name_and_checks_the_path(tmp_path):
+    for name in ("b.png", "a.JPG", "notes.md", ".hidden.png"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "sub.png").mkdir()
+    assert [path.name for path in image_files(tmp_path)] == ["a.JPG", "b.png"]
+    assert image_files(tmp_path / "notes.md") == [tmp_path / "notes.md"]  # a file named on its own is tried
+    with pytest.raises(ValueError, match="missing: no such file or folder"):
+        image_files(tmp_path / "missing")
+    with pytest.raises(ValueError, match="no image files in this folder"):
+        image_files(tmp_path / "sub.png")
+
+
+def png_bytes(image: Image.Image) -> bytes:
+    """The image as a PNG file's bytes."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def write_mixed_folder(folder: Path, mnist: dict[str, np.ndarray]) -> Path:
+    """Two good images and one file of each kind that cannot be predicted."""
+    folder.mkdir()
+    mnist_on_paper(mnist["test_images"][0]).save(folder / "good-7.png")
+    three = 255 - np.asarray(mnist_on_paper(mnist["test_images"][18]))
+    Image.fromarray(np.dstack([np.full_like(three, 20)] * 3 + [three]), "RGBA").save(folder / "transparent-3.png")
+    (folder / "not-an-image.png").write_text("7\n")
+    noise = np.random.default_rng(0).integers(0, 256, (100, 100), dtype=np.uint8)
+    whole = png_bytes(Image.fromarray(noise))
+    (folder / "truncated.png").write_bytes(whole[: len(whole) // 2])
+    Image.new("L", (64, 64), 255).save(folder / "blank.png")
+    Image.new("L", (1, 1), 0).save(folder / "tiny.png")
+    Image.new("L", (150, 150), 255).save(folder / "bomb-warning.png")  # over the limit the tests set
+    Image.new("L", (300, 300), 255).save(folder / "bomb-error.png")  # over twice the limit
+    frames = [Image.fromarray(np.asarray(mnist_on_paper(mnist["test_images"][index]))) for index in (0, 1)]
+    frames[0].save(folder / "animated.gif", save_all=True, append_images=frames[1:])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory, mnist) -> Path:
+    """A finished one-epoch run on 1000 MNIST images, named `tiny`."""
+    root = tmp_path_factory.mktemp("predict")
+    data_dir = write_tiny_data(root / "data", mnist, n_train=1000, n_test=10)
+    parameters = run_parameters({"epochs": 1, "sample_size": 1000, "batch_size": 50})
+    train_images, train_labels, validation_images, validation_labels = load_split(data_dir, 1000, 0.1)
+    run_dir = root / "models" / "tiny"
+    runs.start_run(run_dir, runs.resolved_parameters(parameters))
+    result = runs.train_run(plan_of(parameters), train_images, train_labels, validation_images, validation_labels,
+                            run_dir)
+    runs.save_run(result, runs.run_metrics(run_dir, parameters, result, len(train_images), len(validation_images)),
+                  run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def mixed_predictions(tmp_path_factory, mnist, trained_run) -> tuple[Path, pd.DataFrame, list]:
+    """The mixed folder predicted with the tiny run, with Pillow's decompression-bomb limit at 20,000 pixels."""
+    folder = write_mixed_folder(tmp_path_factory.mktemp("mixed") / "images", mnist)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Image, "MAX_IMAGE_PIXELS", 20_000)
+        table, pairs = predict_images(image_files(folder), trained_run)
+    return folder, table, pairs
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("not-an-image.png", "not an image: Pillow cannot read this file"),
+    ("truncated.png", "truncated or corrupt: "),
+    ("blank.png", "blank: no ink found"),
+    ("tiny.png", "too small: 1x1 pixels (need 8 or more on a side)"),
+    ("bomb-warning.png", "too large: over 20,000 pixels, a possible decompression bomb"),
+    ("bomb-error.png", "too large: over 20,000 pixels, a possible decompression bomb"),
+    ("animated.gif", "several frames: 2 "),
+])
+def test_a_bad_file_is_reported_and_not_predicted(mixed_predictions, name, problem):
+    _, table, _ = mixed_predictions
+    row = table.set_index("file").loc[name]
+    assert row["problem"].startswith(problem) and pd.isna(row["label"]) and pd.isna(row["confidence"])
+
+
+@pytest.mark.parametrize("name", ["good-7.png", "transparent-3.png"])
+def test_the_good_files_beside_bad_ones_are_predicted(mixed_predictions, name):
+    _, table, pairs = mixed_predictions
+    assert table["file"].tolist() == sorted(table["file"])
+    index = table["file"].tolist().index(name)
+    row = table.iloc[index]
+    assert row["problem"] == "" and 0 <= row["label"] <= 9 and 0.1 <= row["confidence"] <= 1
+    original, digit = pairs[index]
+    assert isinstance(original, Image.Image) and digit.shape == (28, 28)
+
+
+def test_load_image_names_the_problem_of_a_missing_file(tmp_path):
+    with pytest.raises(ImageProblem, match="^unreadable: No such file or directory$"):
+        load_image(tmp_path / "gone.png")
+
+
+def test_predictions_are_written_and_drawn(mixed_predictions, tmp_path):
+    _, table, pairs = mixed_predictions
+    written = pd.read_csv(write_predictions(table, tmp_path), keep_default_na=False)
+    assert list(written.columns) == ["file", "label", "confidence", "problem"] and len(written) == len(table)
+    assert written.set_index("file").loc["blank.png", "label"] == ""
+    figure = predictions_figure(pairs, table)
+    titles = [axis.get_title() for axis in figure.axes]
+    texts = [text.get_text() for axis in figure.axes for text in axis.texts]
+    assert len(figure.axes) == 2 * len(table) and "good-7.png" in titles  # nine files: one row of pairs
+    assert "blank" in texts and "several\nframes" in texts
+    assert any(title.endswith("%)") for title in titles)
+
+
+# --- Command line -------------------------------------------------------------------------------
+
+
+def predict_command(*arguments: str) -> subprocess.CompletedProcess:
+    """`python -m digits.predict ARGUMENTS` from the project's folder, whatever IMAGES, RUN or MODELS_DIR say."""
+    environment = {key: value for key, value in os.environ.items() if key not in ("IMAGES", "RUN", "MODELS_DIR")}
+    return subprocess.run([sys.executable, "-m", "digits.predict", *arguments], cwd=PROJECT_ROOT, env=environment,
+                          capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_the_command_predicts_a_folder_into_the_run(trained_run, mnist, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    mnist_on_paper(mnist["test_images"][0]).save(folder / "seven.png")
+    (folder / "note.png").write_text("not a picture")
+    result = predict_command("--images", str(folder), "--models-dir", str(trained_run.parent), "--run", "tiny")
+    assert result.returncode == 0, result.stderr
+    written = pd.read_csv(trained_run / "predictions.csv", keep_default_na=False)
+    assert written["file"].tolist() == ["note.png", "seven.png"] and written["problem"][0].startswith("not an image")
+    assert (trained_run / "predictions.png").stat().st_size > 1000
+    assert "seven.png" in result.stdout and "%" in result.stdout and "predictions.csv" in result.stdout
+
+
+def test_the_command_fails_when_no_file_can_be_predicted(trained_run, tmp_path):
+    Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
+    result = predict_command("--images", str(tmp_path), "--models-dir", str(trained_run.parent))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: none of the 1 file(s) could be predicted"
+    assert "blank: no ink found" in result.stdout
+
+
+@pytest.mark.parametrize("images, run, message", [
+    ("missing", "tiny", "missing: no such file or folder"),
+    ("data/samples", "nope", "no run 'nope' in "),
+    ("data/samples", "", "no finished run in "),
+])
+def test_the_command_reports_a_bad_path_or_run_in_one_line(trained_run, tmp_path, images, run, message):
+    models_dir = trained_run.parent if run else tmp_path
+    result = predict_command("--images", str(tmp_path / images if images == "missing" else PROJECT_ROOT / images),
+                             "--models-dir", str(models_dir), "--run", run)
+    assert result.returncode == 1 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ") and message in result.stderr
