@@ -32,7 +32,8 @@ LAYOUTS = {
 PEN = 30  # grey level of the ink on white paper
 
 
-def sample(digit: np.ndarray, width: int, height: int, side: int, left: int, top: int, transparent: bool) -> Image.Image:
+def sample(digit: np.ndarray, width: int, height: int, side: int, left: int, top: int,
+           transparent: bool) -> Image.Image:
     """The MNIST digit enlarged to `side` pixels (longer side) at (left, top) on a white or transparent canvas."""
     rows, columns = np.flatnonzero(digit.any(axis=1)), np.flatnonzero(digit.any(axis=0))
     region = Image.fromarray(digit[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1])

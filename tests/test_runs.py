@@ -56,7 +56,8 @@ def make_finished_run(models_dir: Path, name: str, finished_at: str, val_accurac
                             for e in range(epochs)])
     history.to_csv(run_dir / "history.csv", index=False)
     metrics = {**runs.resolved_parameters(parameters(**given)), "run": name, "val_accuracy": val_accuracy,
-               "test_accuracy": extra.pop("test_accuracy", None), "train_seconds": 2.0 * epochs, "images_per_second": 100.0,
+               "test_accuracy": extra.pop("test_accuracy", None), "train_seconds": 2.0 * epochs,
+               "images_per_second": 100.0,
                "fingerprint": "abc", "finished_at": finished_at, **extra}
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
     return run_dir

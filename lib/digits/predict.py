@@ -57,7 +57,8 @@ def load_image(path: str | Path) -> Image.Image:
                 frames = getattr(image, "n_frames", 1)
                 image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageProblem(f"too large: over {Image.MAX_IMAGE_PIXELS:,} pixels, a possible decompression bomb") from None
+        raise ImageProblem(
+            f"too large: over {Image.MAX_IMAGE_PIXELS:,} pixels, a possible decompression bomb") from None
     except UnidentifiedImageError:
         raise ImageProblem("not an image: Pillow cannot read this file") from None
     except OSError as error:

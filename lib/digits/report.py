@@ -128,6 +128,7 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
         parts += ["(Run notebooks/30-evaluate.ipynb for the comparison.)", ""]
     names = [p.name for p in RUN_PARAMETERS if p.name in metrics] + ["learning_rate", "n_train", "n_validation"]
     versions = {f"{name} version": metrics.get(f"{name}_version") for name in ("python", "tensorflow", "keras")}
+    versions["trained on"] = metrics.get("device", "not recorded")
     rows = {**{name: metrics.get(name) for name in names}, **versions}
     rows["sample_size"] = rows.get("sample_size") or "all"
     table = pd.DataFrame({"parameter": list(rows), "value": list(rows.values())})

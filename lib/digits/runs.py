@@ -330,12 +330,18 @@ def train_run(plan: TrainingPlan, train_images: np.ndarray, train_labels: np.nda
 
 
 def versions() -> dict[str, str]:
-    """Versions of Python, TensorFlow and Keras, for the metrics file."""
+    """Versions of Python, TensorFlow and Keras, and the device that trained, for the metrics file."""
     import keras
     import tensorflow as tf
 
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:  # TensorFlow trains on the first visible GPU by itself
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+        device = f"GPU: {name}"
+    else:
+        device = f"CPU: {platform.machine()}, {os.cpu_count()} cores"
     return {"python_version": platform.python_version(), "tensorflow_version": tf.__version__,
-            "keras_version": keras.__version__}
+            "keras_version": keras.__version__, "device": device}
 
 
 def run_metrics(run_dir: Path, parameters: Mapping[str, Any], result: TrainingResult, n_train: int,
