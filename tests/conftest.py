@@ -43,6 +43,24 @@ def write_tiny_data(folder: Path, mnist: dict[str, np.ndarray], n_train: int = 6
     return folder
 
 
+def train_tiny_run(root: Path, mnist: dict[str, np.ndarray], n_train: int, name: str) -> tuple[Path, Path]:
+    """A finished one-epoch run on the first n_train MNIST images: its folder root/models/name, and its data."""
+    from digits import runs
+    from digits.config import plan_of, run_parameters
+    from digits.data import load_split
+
+    data_dir = write_tiny_data(root / "data", mnist, n_train=n_train, n_test=100)
+    parameters = run_parameters({"epochs": 1, "sample_size": n_train, "batch_size": 50})
+    train_images, train_labels, validation_images, validation_labels = load_split(data_dir, n_train, 0.1)
+    run_dir = root / "models" / name
+    runs.start_run(run_dir, runs.resolved_parameters(parameters))
+    result = runs.train_run(plan_of(parameters), train_images, train_labels, validation_images, validation_labels,
+                            run_dir)
+    runs.save_run(result, runs.run_metrics(run_dir, parameters, result, len(train_images), len(validation_images)),
+                  run_dir)
+    return run_dir, data_dir
+
+
 def run_make(project: Path, *arguments: str, log: Path | None = None,
              **environment: str) -> subprocess.CompletedProcess:
     """`make ARGUMENTS` in `project` with this test run's environment as the project environment.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, copy_project, run_make, write_tiny_data
+from conftest import copy_project, run_make, write_tiny_data
 from digits.competition import missing_credentials, submission_message
 from digits.data import prepare_data
 from test_runs import make_finished_run
@@ -135,13 +135,19 @@ def test_credentials_are_found_where_the_kaggle_command_reads_them(found, tmp_pa
     assert missing_credentials(environment) is None
 
 
-def test_kaggle_submit_sends_the_run_with_its_validation_accuracy(project, fake_kaggle, tmp_path):
-    models = tmp_path / "models"
+def submit_run(project: Path, fake_kaggle: dict[str, str], models: Path,
+               submission: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """A finished default run holding `submission`, submitted with the pipeline's kaggle-submit step."""
     run = make_finished_run(models, "strided-e15-s42", "2026-01-01T00:00:00+00:00", 0.9947, epochs=15)
-    (run / "submission.csv").write_text("ImageId,Label\n1,3\n2,7\n")
+    (run / "submission.csv").write_text(submission)
     environment = {**os.environ, **fake_kaggle, "MODELS_DIR": str(models), "PYTHONPATH": str(project / "lib")}
     result = subprocess.run([sys.executable, "-m", "digits.pipeline", "kaggle-submit"], cwd=project,
                             capture_output=True, text=True, env=environment)
+    return run, result
+
+
+def test_kaggle_submit_sends_the_run_with_its_validation_accuracy(project, fake_kaggle, tmp_path):
+    run, result = submit_run(project, fake_kaggle, tmp_path / "models", "ImageId,Label\n1,3\n2,7\n")
     assert result.returncode == 0, result.stderr
     message = submission_message(json.loads((run / "metrics.json").read_text()))
     assert message == "digit-recognizer run strided-e15-s42: validation accuracy 99.47%"
@@ -151,11 +157,6 @@ def test_kaggle_submit_sends_the_run_with_its_validation_accuracy(project, fake_
 
 
 def test_a_broken_submission_is_not_sent(project, fake_kaggle, tmp_path):
-    models = tmp_path / "models"
-    run = make_finished_run(models, "strided-e15-s42", "2026-01-01T00:00:00+00:00", 0.99, epochs=15)
-    (run / "submission.csv").write_text("ImageId,Label\n1,3\n3,7\n")
-    environment = {**os.environ, **fake_kaggle, "MODELS_DIR": str(models), "PYTHONPATH": str(PROJECT_ROOT / "lib")}
-    result = subprocess.run([sys.executable, "-m", "digits.pipeline", "kaggle-submit"], cwd=project,
-                            capture_output=True, text=True, env=environment)
+    _, result = submit_run(project, fake_kaggle, tmp_path / "models", "ImageId,Label\n1,3\n3,7\n")
     assert result.returncode != 0 and "line 3: ImageId '3', expected 2" in result.stderr
     assert calls(fake_kaggle) == []

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import write_tiny_data
+from conftest import train_tiny_run
 from digits import runs
-from digits.config import plan_of, run_parameters
-from digits.data import load_split
 from digits.evaluate import (
     accuracy, average_probabilities, confusion_matrix, evaluate_run, majority_class_accuracy, misclassified,
     per_class_scores, results_table,
@@ -91,19 +90,9 @@ def test_an_ensemble_averages_probabilities_not_votes():
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, mnist):
+def trained_run(tmp_path_factory, mnist) -> tuple[Path, Path]:
     """A finished one-epoch run on 300 MNIST images, with tiny Kaggle-format data beside it."""
-    root = tmp_path_factory.mktemp("ensemble")
-    data_dir = write_tiny_data(root / "data", mnist, n_train=300, n_test=100)
-    parameters = run_parameters({"epochs": 1, "sample_size": 300, "batch_size": 50})
-    train_images, train_labels, validation_images, validation_labels = load_split(data_dir, 300, 0.1)
-    run_dir = root / "models" / "first"
-    runs.start_run(run_dir, runs.resolved_parameters(parameters))
-    result = runs.train_run(plan_of(parameters), train_images, train_labels, validation_images, validation_labels,
-                            run_dir)
-    metrics = runs.run_metrics(run_dir, parameters, result, len(train_images), len(validation_images))
-    runs.save_run(result, metrics, run_dir)
-    return run_dir, data_dir
+    return train_tiny_run(tmp_path_factory.mktemp("ensemble"), mnist, 300, "first")
 
 
 def test_an_ensemble_of_identical_members_equals_a_member(trained_run):

@@ -13,10 +13,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import PROJECT_ROOT, write_tiny_data
-from digits import runs
-from digits.config import plan_of, run_parameters
-from digits.data import load_split
+from conftest import PROJECT_ROOT, train_tiny_run
 from digits.predict import (
     ImageProblem,
     centre_of_mass,
@@ -148,17 +145,7 @@ def write_mixed_folder(folder: Path, mnist: dict[str, np.ndarray]) -> Path:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, mnist) -> Path:
     """A finished one-epoch run on 1000 MNIST images, named `tiny`."""
-    root = tmp_path_factory.mktemp("predict")
-    data_dir = write_tiny_data(root / "data", mnist, n_train=1000, n_test=10)
-    parameters = run_parameters({"epochs": 1, "sample_size": 1000, "batch_size": 50})
-    train_images, train_labels, validation_images, validation_labels = load_split(data_dir, 1000, 0.1)
-    run_dir = root / "models" / "tiny"
-    runs.start_run(run_dir, runs.resolved_parameters(parameters))
-    result = runs.train_run(plan_of(parameters), train_images, train_labels, validation_images, validation_labels,
-                            run_dir)
-    runs.save_run(result, runs.run_metrics(run_dir, parameters, result, len(train_images), len(validation_images)),
-                  run_dir)
-    return run_dir
+    return train_tiny_run(tmp_path_factory.mktemp("predict"), mnist, 1000, "tiny")[0]
 
 
 @pytest.fixture(scope="module")
