@@ -164,6 +164,10 @@ def test_an_ensemble_trains_only_its_missing_members_and_averages_them(first_run
     assert len(read_submission(ensemble / "submission.csv", expected_rows=200)) == 200
     assert result.stdout.rstrip().endswith(f"(run {ensemble.name})")
     assert "the average of 2 `strided` runs" in (project / "report" / "_summary.md").read_text()
+    # The ensemble is now the latest: a bare `make report` shows it, training nothing.
+    result = run_make(project, "report", "DATA_DIR=tiny data")
+    assert result.returncode == 0 and trainings(result.stdout) == 0
+    assert result.stdout.rstrip().endswith(f"(run {ensemble.name})")
 
 
 def test_editing_the_library_reruns_the_notebooks_but_not_the_training(first_run, project):

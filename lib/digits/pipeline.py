@@ -107,11 +107,12 @@ def make_context(step: str, use_parameters: bool) -> Context:
         context.ensemble = run["ensemble"]
         context.run_dir = runs.run_dir_for(parameters, data_dir, models_dir, context.ensemble)
         return context
-    for metrics in runs.finished_runs(models_dir):
+    for metrics in runs.finished_runs_and_ensembles(models_dir):
         run_dir = models_dir / metrics["run"]
         recorded = json.loads((run_dir / runs.RUN_FILE).read_text())["parameters"]
-        if runs.run_name(recorded, tag) == run_dir.name:  # trained on the data that DATA_DIR holds now
-            return Context(project, data_dir, models_dir, recorded, run_dir, latest=True)
+        ensemble = len(runs.members_of(run_dir)) if runs.is_ensemble(run_dir) else 1
+        if runs.run_name(recorded, tag, ensemble) == run_dir.name:  # made on the data that DATA_DIR holds now
+            return Context(project, data_dir, models_dir, recorded, run_dir, latest=True, ensemble=ensemble)
     raise StepError(f"no finished run in {shown(models_dir)} for the data in {shown(data_dir)}: `make all` trains "
                     f"one, or give parameters (for example `make {step} EPOCHS=15`)")
 

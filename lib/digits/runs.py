@@ -429,8 +429,8 @@ def finished_runs(models_dir: Path) -> list[dict]:
 
 
 def latest_run(models_dir: Path) -> Path:
-    """The most recently finished run; ValueError when there is none."""
-    runs = finished_runs(models_dir)
+    """The most recently finished run or evaluated ensemble; ValueError when there is none."""
+    runs = finished_runs_and_ensembles(models_dir)
     if not runs:
         raise ValueError(f"no finished run in {shown(models_dir)}: `make all` trains one, "
                          f"or give parameters (for example `make report EPOCHS=15`)")
@@ -450,10 +450,15 @@ def finished_ensembles(models_dir: Path) -> list[dict]:
     return sorted(found, key=lambda metrics: metrics["finished_at"], reverse=True)
 
 
+def finished_runs_and_ensembles(models_dir: Path) -> list[dict]:
+    """The metrics of every finished run and evaluated ensemble, newest first."""
+    return sorted(finished_runs(models_dir) + finished_ensembles(models_dir),
+                  key=lambda metrics: metrics["finished_at"], reverse=True)
+
+
 def runs_table(models_dir: Path) -> pd.DataFrame:
     """One row per finished run and ensemble, newest first: name, the parameters that differ, scores, speed."""
-    runs = sorted(finished_runs(models_dir) + finished_ensembles(models_dir),
-                  key=lambda metrics: metrics["finished_at"], reverse=True)
+    runs = finished_runs_and_ensembles(models_dir)
     names = list(resolved_parameters(runs[0])) if runs else []
     differing = [name for name in names if len({json.dumps(run.get(name)) for run in runs}) > 1]
     rows = [{
