@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +22,10 @@ from digits.runs import (
     record_scores,
     save_metrics,
 )
+
+# Each model of an ensemble traces its own prediction function, which TensorFlow reports as a possible
+# mistake ("triggered tf.function retracing"); for a handful of models it is expected and cheap.
+logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
