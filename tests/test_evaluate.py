@@ -100,7 +100,7 @@ def test_an_ensemble_of_identical_members_equals_a_member(trained_run):
     twin = run_dir.parent / "twin"
     shutil.copytree(run_dir, twin, dirs_exist_ok=True)
     ensemble = run_dir.parent / "pair"
-    runs.start_ensemble(ensemble, runs.read_metrics(run_dir), [run_dir, twin])
+    runs.start_run(ensemble, runs.read_metrics(run_dir), [run_dir, twin])
     single, pair = evaluate_run(run_dir, data_dir), evaluate_run(ensemble, data_dir)
     np.testing.assert_allclose(pair.probabilities, single.probabilities, atol=1e-6)
     assert pair.metrics["test_accuracy"] == single.metrics["test_accuracy"] > 0.3
@@ -115,6 +115,6 @@ def test_a_damaged_member_is_reported_by_name(trained_run):
     model = broken / "model.keras"
     model.write_bytes(model.read_bytes()[:1000])
     ensemble = run_dir.parent / "with a broken member"
-    runs.start_ensemble(ensemble, runs.read_metrics(run_dir), [run_dir, broken])
+    runs.start_run(ensemble, runs.read_metrics(run_dir), [run_dir, broken])
     with pytest.raises(ValueError, match="broken member/model.keras: not a Keras model file"):
         evaluate_run(ensemble, data_dir)

@@ -188,12 +188,17 @@ def step_train(context: Context) -> None:
     """Train each run that is not finished (the run, or every member of the ensemble)."""
     members = context.members()
     for parameters, run_dir in members:
-        train_run(context, parameters, run_dir)
+        _train_one_run(context, parameters, run_dir)
     if context.ensemble > 1:
-        runs.start_ensemble(context.run_dir, context.parameters, [run_dir for _, run_dir in members])
+        runs.start_run(context.run_dir, context.parameters, [run_dir for _, run_dir in members])
 
 
-def train_run(context: Context, parameters: dict[str, Any], run_dir: Path) -> None:
+def _folders(context: Context) -> dict[str, str]:
+    """The notebooks' data_dir and models_dir parameters: relative to the project when inside it."""
+    return {"data_dir": shown(context.data_dir), "models_dir": shown(context.models_dir)}
+
+
+def _train_one_run(context: Context, parameters: dict[str, Any], run_dir: Path) -> None:
     """Run 20-train unless the run is finished and its executed notebook is from the same inputs."""
     target = run_dir / runs.NOTEBOOKS_DIR / "20-train.ipynb"
     inputs = _digest("train", sha256_of(context.project / "notebooks" / "20-train.ipynb"),
@@ -205,8 +210,7 @@ def train_run(context: Context, parameters: dict[str, Any], run_dir: Path) -> No
     runs.start_run(run_dir, parameters)
     for folder in (run_dir, run_dir / runs.CHECKPOINT_DIR):
         remove_stale_partials(folder)
-    notebook_parameters = {**parameters, "data_dir": shown(context.data_dir), "models_dir": shown(context.models_dir)}
-    run_notebook(context, "20-train", target, notebook_parameters, inputs)
+    run_notebook(context, "20-train", target, {**parameters, **_folders(context)}, inputs)
     runs.check_finished(run_dir)
 
 
@@ -228,7 +232,7 @@ def _require_finished(context: Context) -> None:
 
 def _downstream_parameters(context: Context) -> dict[str, Any]:
     """The papermill parameters of the evaluation and submission notebooks: the run's name and the folders."""
-    return {"run": context.run_dir.name, "data_dir": shown(context.data_dir), "models_dir": shown(context.models_dir)}
+    return {"run": context.run_dir.name, **_folders(context)}
 
 
 def step_evaluate(context: Context) -> None:

@@ -160,14 +160,13 @@ def runs_markdown(table: pd.DataFrame, current: list[str]) -> str:
     ])
 
 
-def write_summary(report_dir: Path, run_dir: Path) -> None:
-    """Write report/_summary.md and the runs figure from the run's files; copy the submission beside them."""
+def write_summary(report_dir: Path, run_dir: Path, table: pd.DataFrame) -> None:
+    """Write report/_summary.md, the runs table and figure from the run's files; copy the submission beside them."""
     import matplotlib.pyplot as plt
 
     metrics = runs.read_metrics(run_dir)
     evaluation_path = run_dir / "evaluation.csv"
     results = pd.read_csv(evaluation_path) if evaluation_path.is_file() else None
-    table = runs.runs_table(run_dir.parent)
     write_frame_atomic(table, run_dir.parent / runs.RUNS_TABLE)
     current = [run_dir.name] + ([member.name for member in runs.members_of(run_dir)] if runs.is_ensemble(run_dir)
                                 else [])
@@ -333,12 +332,13 @@ def html_as_raw_markdown(notebook: nbformat.NotebookNode) -> None:
                 output["data"]["text/markdown"] = f"```{{=html}}\n{text}\n```"
 
 
-def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run_dir: Path, engine: str, extra: str) -> str:
+def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run_dir: Path, table: pd.DataFrame,
+                   engine: str, extra: str) -> str:
     """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
     files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
              run_dir / "metrics.json", run_dir / "evaluation.csv", run_dir / "submission.csv"]
-    table = runs.runs_table(run_dir.parent).to_csv(index=False)
-    return hashlib.sha256("\n".join([sha256_of(*files), table, engine, extra]).encode()).hexdigest()
+    parts = [sha256_of(*files), table.to_csv(index=False), engine, extra]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def render_report(report_dir: Path, run_dir: Path, explore_notebook: Path, use_quarto: bool = True,
@@ -353,7 +353,8 @@ def render_report(report_dir: Path, run_dir: Path, explore_notebook: Path, use_q
             raise ValueError(f"{shown(path)}: missing; run `make notebooks` first")
     quarto = shutil.which(os.environ.get("QUARTO", "quarto") or "none") if use_quarto else None
     entry, stamp = report_dir / "_book" / "index.html", report_dir / "_book" / ".inputs"
-    inputs = _report_inputs(report_dir, notebooks, run_dir, quarto or "fallback", extra_inputs)
+    table = runs.runs_table(run_dir.parent)
+    inputs = _report_inputs(report_dir, notebooks, run_dir, table, quarto or "fallback", extra_inputs)
     if entry.is_file() and stamp.is_file() and stamp.read_text() == inputs:
         return entry
     for folder in (report_dir, report_dir / "notebooks", report_dir / "_book"):
@@ -365,7 +366,7 @@ def render_report(report_dir: Path, run_dir: Path, explore_notebook: Path, use_q
             html_as_raw_markdown(notebook)
         with atomic_path(report_dir / "notebooks" / f"{name}.ipynb") as temporary:
             nbformat.write(notebook, temporary)
-    write_summary(report_dir, run_dir)
+    write_summary(report_dir, run_dir, table)
     if quarto:
         entry = render_quarto(report_dir, quarto)
         # Quarto leaves an empty folder for the summary's embedded figures in the source tree.

@@ -29,7 +29,7 @@ import shutil
 import sys
 import zipfile
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from digits.config import RECIPES, RUN_PARAMETERS, TrainingPlan, make_plan, shown
+from digits.config import RECIPES, RUN_PARAMETERS, TrainingPlan, plan_of, shown
 from digits.data import data_tag
 from digits.files import atomic_path, write_frame_atomic, write_text_atomic
 
@@ -59,8 +59,7 @@ METRICS_KEYS = {"run", "arch", "epochs", "seed", "val_accuracy", "train_seconds"
 
 def resolved_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     """Checked run parameters with the recipe's values filled in for the unset ones."""
-    plan = make_plan(parameters["arch"], parameters["epochs"], parameters["batch_size"], parameters["seed"],
-                     parameters["augment"])
+    plan = plan_of(parameters)
     values = {p.name: parameters[p.name] for p in RUN_PARAMETERS if p.name in parameters and p.name != "ensemble"}
     return {**values, "epochs": plan.epochs, "batch_size": plan.batch_size, "augment": plan.augment}
 
@@ -97,14 +96,6 @@ def run_dir_for(parameters: Mapping[str, Any], data_dir: Path, models_dir: Path,
 def member_parameters(parameters: Mapping[str, Any], ensemble: int) -> list[dict[str, Any]]:
     """The parameters of an ensemble's members: the same but for consecutive seeds."""
     return [{**parameters, "seed": parameters["seed"] + index} for index in range(ensemble)]
-
-
-def start_ensemble(ensemble_dir: Path, parameters: Mapping[str, Any], members: list[Path]) -> None:
-    """Create the ensemble's folder and record its members (run.json)."""
-    ensemble_dir.mkdir(parents=True, exist_ok=True)
-    record = {"run": ensemble_dir.name, "kind": "ensemble", "parameters": resolved_parameters(parameters),
-              "members": [member.name for member in members]}
-    write_text_atomic(ensemble_dir / RUN_FILE, json.dumps(record, indent=2) + "\n")
 
 
 def members_of(run_dir: Path) -> list[Path]:
@@ -160,10 +151,12 @@ def find_run(models_dir: Path, name: str = "") -> Path:
     return run_dir
 
 
-def start_run(run_dir: Path, parameters: Mapping[str, Any]) -> None:
-    """Create the run folder and record its parameters (run.json) if it is new."""
+def start_run(run_dir: Path, parameters: Mapping[str, Any], members: Sequence[Path] = ()) -> None:
+    """Create the folder of a run (or, given its members, an ensemble) and record it in run.json if it is new."""
     run_dir.mkdir(parents=True, exist_ok=True)
     record = {"run": run_dir.name, "parameters": resolved_parameters(parameters)}
+    if members:
+        record |= {"kind": "ensemble", "members": [member.name for member in members]}
     if not (run_dir / RUN_FILE).is_file():
         write_text_atomic(run_dir / RUN_FILE, json.dumps(record, indent=2) + "\n")
 
@@ -353,7 +346,7 @@ def run_metrics(run_dir: Path, parameters: Mapping[str, Any], result: TrainingRe
     return {
         "run": run_dir.name,
         **values,
-        "learning_rate": make_plan(values["arch"]).learning_rate,
+        "learning_rate": plan_of(values).learning_rate,
         "params": int(result.model.count_params()),
         "n_train": n_train,
         "n_validation": n_validation,
