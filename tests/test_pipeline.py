@@ -95,7 +95,7 @@ def test_same_command_again_does_nothing(first_run, project):
 @pytest.mark.parametrize("parameter, message", [
     ("EPOCHS=abc", "epochs must be a whole number from 1 to 1000 (or 0 for the recipe's), got 'abc'"),
     ("BATCH_SIZE=-1", "batch_size must be a whole number from 1 to 65536 (or 0 for the recipe's), got -1"),
-    ("ARCH=seed", "arch must be one of strided, baseline, got 'seed'"),
+    ("ARCH=seed", "arch must be one of strided, wide, baseline, got 'seed'"),
     ("SAMPLE_SIZE=-5", "sample_size must be a whole number from 20 to"),
     ("DATA_DIR=/no/such/folder", "data_dir must be an existing folder, got '/no/such/folder'"),
 ])

@@ -45,7 +45,7 @@ def test_output_is_a_probability_row_per_image(arch, small_train):
 
 
 def test_unknown_architecture_lists_the_known_ones():
-    with pytest.raises(ValueError, match="arch must be one of strided, baseline, got 'nope'"):
+    with pytest.raises(ValueError, match="arch must be one of strided, wide, baseline, got 'nope'"):
         build_model("nope")
 
 

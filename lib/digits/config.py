@@ -49,6 +49,8 @@ class Recipe:
 RECIPES = {
     "strided": Recipe(epochs=15, batch_size=128, learning_rate=2e-3, cosine_schedule=True, augment=True,
                       label_smoothing=0.1, full_data_val_accuracy=0.995),
+    "wide": Recipe(epochs=15, batch_size=128, learning_rate=2e-3, cosine_schedule=True, augment=True,
+                   label_smoothing=0.1, full_data_val_accuracy=0.995),
     "baseline": Recipe(epochs=10, batch_size=128, learning_rate=1e-3, cosine_schedule=False, augment=False,
                        label_smoothing=0.0, full_data_val_accuracy=0.992),
 }
@@ -210,8 +212,9 @@ class Parameter:
 
 
 RUN_PARAMETERS = (
-    Parameter("arch", "strided", check_arch, f"network: {' or '.join(ARCHITECTURES)}", always_named=True),
-    Parameter("epochs", None, check_epochs, "passes over the training data (empty: the recipe's, 15 or 10)",
+    Parameter("arch", "strided", check_arch, f"network: {', '.join(ARCHITECTURES[:-1])} or {ARCHITECTURES[-1]}",
+              always_named=True),
+    Parameter("epochs", None, check_epochs, "passes over the training data (empty: the recipe's, 15, or 10 for baseline)",
               label="e", always_named=True),
     Parameter("seed", 42, check_seed, "random seed: the same seed gives the same numbers", label="s",
               always_named=True),

@@ -55,28 +55,37 @@ def conv_block(filters: int, strides: int = 1, padding: str = "same", kernel_siz
     ]
 
 
-def build_strided(augment: bool = True) -> keras.Sequential:
+def build_strided(augment: bool = True, filters: tuple[int, int, int] = (32, 64, 128),
+                  name: str = "strided") -> keras.Sequential:
     """The default: batch-normalised convolutions that downsample by stride instead of pooling."""
+    small, medium, large = filters
     return keras.Sequential(
         [
             keras.Input(INPUT_SHAPE),
             *(augmentation_layers() if augment else []),
             # A 5x5 stride-2 stem: full-resolution feature maps are what make a CNN slow on a CPU.
-            *conv_block(32, strides=2, kernel_size=5),  # 28x28 -> 14x14
-            *conv_block(64),
-            *conv_block(64, strides=2),  # 14x14 -> 7x7
+            *conv_block(small, strides=2, kernel_size=5),  # 28x28 -> 14x14
+            *conv_block(medium),
+            *conv_block(medium, strides=2),  # 14x14 -> 7x7
             layers.Dropout(0.25),
-            *conv_block(128, padding="valid"),  # 7x7 -> 5x5
-            *conv_block(128, padding="valid"),  # 5x5 -> 3x3
+            *conv_block(large, padding="valid"),  # 7x7 -> 5x5
+            *conv_block(large, padding="valid"),  # 5x5 -> 3x3
             layers.GlobalAveragePooling2D(),
             layers.Dropout(0.3),
             layers.Dense(N_CLASSES, activation="softmax"),
         ],
-        name="strided",
+        name=name,
     )
 
 
-BUILDERS: dict[str, Callable[[bool], keras.Sequential]] = {"strided": build_strided, "baseline": build_baseline}
+def build_wide(augment: bool = True) -> keras.Sequential:
+    """The strided network with 1.5 times the filters: stronger members for an ensemble, at half the speed."""
+    return build_strided(augment, filters=(48, 96, 192), name="wide")
+
+
+BUILDERS: dict[str, Callable[[bool], keras.Sequential]] = {
+    "strided": build_strided, "wide": build_wide, "baseline": build_baseline,
+}
 
 
 def build_model(arch: str, augment: bool | None = None) -> keras.Sequential:
