@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,21 @@ def test_an_ensemble_of_identical_members_equals_a_member(trained_run):
     assert pair.metrics["test_accuracy"] == single.metrics["test_accuracy"] > 0.3
     assert pair.metrics["kind"] == "ensemble" and pair.metrics["members"] == ["first", "twin"]
     assert pair.members["model"].tolist() == ["first", "twin", "pair (average of the 2)"]
+
+
+def test_an_ensemble_keeps_only_what_its_members_share(trained_run):
+    run_dir, data_dir = trained_run
+    first = run_dir.parent / "with extras"
+    shutil.copytree(run_dir, first, dirs_exist_ok=True)
+    metrics = runs.read_metrics(first)
+    metrics.update(val_loss=9.0, wall_seconds=12.5)  # this member's own loss, and a key only it has
+    (first / "metrics.json").write_text(json.dumps(metrics))
+    ensemble = run_dir.parent / "shared"
+    runs.start_run(ensemble, metrics, [first, run_dir])
+    result = evaluate_run(ensemble, data_dir).metrics
+    assert "val_loss" not in result and "wall_seconds" not in result
+    assert result["arch"] == metrics["arch"] and result["n_train"] == metrics["n_train"]
+    assert result["members"] == ["with extras", run_dir.name]
 
 
 def test_a_damaged_member_is_reported_by_name(trained_run):

@@ -128,7 +128,8 @@ def ensemble_metrics(ensemble_dir: Path, val_accuracy: float, test_accuracy: flo
     members = [read_metrics(member) for member in folders]
     seconds = sum(member["train_seconds"] for member in members)
     return {
-        **{key: value for key, value in members[0].items() if key not in ("test_accuracy", "val_loss")},
+        # Only what every member has alike (parameters, data sizes, versions): not one member's scores or extras.
+        **{key: value for key, value in members[0].items() if all(m.get(key) == value for m in members[1:])},
         "run": ensemble_dir.name,
         "kind": "ensemble",
         "members": [folder.name for folder in folders],
