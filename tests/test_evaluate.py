@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -13,8 +14,10 @@ from conftest import train_tiny_run
 from digits import runs
 from digits.evaluate import (
     accuracy, average_probabilities, confusion_matrix, evaluate_run, majority_class_accuracy, misclassified,
-    per_class_scores, results_table,
+    per_class_scores, predict_probabilities, results_table,
 )
+from digits.model import build_model
+from digits.report import summary_markdown
 from digits.runs import weak_run_note
 from test_runs import make_finished_run
 
@@ -96,6 +99,19 @@ def trained_run(tmp_path_factory, mnist) -> tuple[Path, Path]:
     return train_tiny_run(tmp_path_factory.mktemp("ensemble"), mnist, 300, "first")
 
 
+def test_predicting_with_many_models_matches_keras_and_warns_of_nothing(small_train, caplog):
+    """An ensemble of many members predicts quietly: no TensorFlow retracing warnings, Keras' own numbers."""
+    images = small_train[0][:250]
+    models = [build_model("baseline") for _ in range(7)]
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for model in models:
+            for count in (250, 99):  # a whole and a partial batch, like validation and test sets
+                probabilities = predict_probabilities(model, images[:count], batch_size=100)
+                assert probabilities.shape == (count, 10)
+    assert "retracing" not in caplog.text
+    np.testing.assert_allclose(probabilities, models[-1].predict(images[:99], verbose=0), rtol=1e-5, atol=1e-6)
+
+
 def test_an_ensemble_of_identical_members_equals_a_member(trained_run):
     run_dir, data_dir = trained_run
     twin = run_dir.parent / "twin"
@@ -107,6 +123,8 @@ def test_an_ensemble_of_identical_members_equals_a_member(trained_run):
     assert pair.metrics["test_accuracy"] == single.metrics["test_accuracy"] > 0.3
     assert pair.metrics["kind"] == "ensemble" and pair.metrics["members"] == ["first", "twin"]
     assert pair.members["model"].tolist() == ["first", "twin", "pair (average of the 2)"]
+    # The report counts the weights of both members, not one.
+    assert f"| 2 × {single.metrics['params']:,} |" in summary_markdown(pair.metrics, None)
 
 
 def test_an_ensemble_keeps_only_what_its_members_share(trained_run):

@@ -94,12 +94,15 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
     """The summary's numbers: headline, results against baselines, run parameters, versions, submission."""
     minutes = metrics["train_seconds"] / 60
     test_accuracy = metrics.get("test_accuracy")
+    parameters = f"{metrics['params']:,}"
+    if metrics.get("kind") == "ensemble":
+        parameters = f"{len(metrics['members'])} × {parameters}"  # every member has its own weights
     headline = pd.DataFrame({
         "test accuracy": [_percent(test_accuracy)],
         "validation accuracy": [_percent(metrics["val_accuracy"])],
         "training time": [f"{minutes:.1f} min"],
         "epochs": [metrics["epochs"]],
-        "parameters": [f"{metrics['params']:,}"],
+        "parameters": [parameters],
     })
     if metrics.get("kind") == "ensemble":
         who = (f"The ensemble `{metrics['run']}`, the average of {len(metrics['members'])} `{metrics['arch']}` runs "
