@@ -22,14 +22,13 @@ from digits.runs import (
     save_metrics,
 )
 
+
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Class probabilities in inference mode, shape (n, 10).
 
     The model is called batch by batch rather than through `model.predict`, which traces a new TensorFlow
     function for each model and batch shape and warns about it when an ensemble has several members.
     """
-    if len(images) == 0:
-        return np.zeros((0, N_CLASSES), np.float32)
     batches = (model(images[start:start + batch_size], training=False) for start in range(0, len(images), batch_size))
     return np.concatenate([keras.ops.convert_to_numpy(batch) for batch in batches])
 

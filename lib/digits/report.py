@@ -97,6 +97,10 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
     parameters = f"{metrics['params']:,}"
     if metrics.get("kind") == "ensemble":
         parameters = f"{len(metrics['members'])} × {parameters}"  # every member has its own weights
+        who = (f"The ensemble `{metrics['run']}`, the average of {len(metrics['members'])} `{metrics['arch']}` runs "
+               f"(seeds {metrics['seed']}),")
+    else:
+        who = f"The `{metrics['arch']}` network of run `{metrics['run']}`"
     headline = pd.DataFrame({
         "test accuracy": [_percent(test_accuracy)],
         "validation accuracy": [_percent(metrics["val_accuracy"])],
@@ -104,11 +108,6 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
         "epochs": [metrics["epochs"]],
         "parameters": [parameters],
     })
-    if metrics.get("kind") == "ensemble":
-        who = (f"The ensemble `{metrics['run']}`, the average of {len(metrics['members'])} `{metrics['arch']}` runs "
-               f"(seeds {metrics['seed']}),")
-    else:
-        who = f"The `{metrics['arch']}` network of run `{metrics['run']}`"
     note = runs.weak_run_note(metrics)
     parts = [
         *([f"::: {{.callout-warning}}\n{note}\n:::", ""] if note else []),
