@@ -54,7 +54,7 @@ def run_kaggle(kaggle: str, *arguments: str) -> str:
     """Run the Kaggle command with arguments; return its output, or raise ValueError with its last words."""
     if shutil.which(kaggle) is None:
         raise ValueError(f"the Kaggle command {kaggle!r} is not installed: `make setup` installs it")
-    result = subprocess.run([kaggle, *arguments], capture_output=True, text=True, timeout=3600)
+    result = subprocess.run([kaggle, *arguments], capture_output=True, text=True, timeout=3600, check=False)
     if result.returncode != 0:
         said = (result.stderr.strip() or result.stdout.strip() or f"exit status {result.returncode}").splitlines()
         raise ValueError(f"`kaggle {' '.join(arguments[:2])}` failed: {said[-1]} "

@@ -79,7 +79,7 @@ def evaluate_run(run_dir: Path, data_dir: Path) -> RunEvaluation:
     """
     members = check_ready(run_dir)
     first = read_metrics(members[0])  # every member shares the data, the sample and the split
-    train_images, train_labels, validation_images, validation_labels = load_split(
+    _, train_labels, validation_images, validation_labels = load_split(
         data_dir, first["sample_size"], first["validation_fraction"])
     test_images = load_test(Path(data_dir) / "test.csv")
     test_labels = load_test_labels(data_dir, len(test_images))

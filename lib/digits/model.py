@@ -102,7 +102,8 @@ def load_model(path: str | Path) -> keras.Model:
     check_model_file(path)
     try:
         return keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a damaged archive; all mean the same here.
+    # Keras raises many types for a damaged archive; all mean the same here.
+    except Exception as error:  # noqa: BLE001
         raise ValueError(
             f"{shown(path)}: cannot load the model ({type(error).__name__}: {error}); retrain to replace it"
         ) from None

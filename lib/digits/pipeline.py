@@ -124,7 +124,8 @@ def executed_inputs(path: Path) -> str | None:
     """The inputs digest recorded in an executed notebook, or None when it is missing or unreadable."""
     try:
         return nbformat.read(path, as_version=4).metadata.get("digits", {}).get("inputs")
-    except Exception:  # a truncated or foreign file: the notebook must run again either way
+    # A truncated or foreign file: the notebook must run again either way.
+    except Exception:  # noqa: BLE001
         return None
 
 

@@ -111,10 +111,10 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
     note = runs.weak_run_note(metrics)
     parts = [
         *([f"::: {{.callout-warning}}\n{note}\n:::", ""] if note else []),
-        f"{who} reached **{_percent(test_accuracy)} test accuracy** and "
-        f"{_percent(metrics['val_accuracy'])} validation accuracy after {metrics['epochs']} "
-        f"epoch{'s' if metrics['epochs'] != 1 else ''} "
-        f"({minutes:.1f} minutes of training, {metrics['images_per_second']:,.0f} images per second).",
+        (f"{who} reached **{_percent(test_accuracy)} test accuracy** and "
+         f"{_percent(metrics['val_accuracy'])} validation accuracy after {metrics['epochs']} "
+         f"epoch{'s' if metrics['epochs'] != 1 else ''} "
+         f"({minutes:.1f} minutes of training, {metrics['images_per_second']:,.0f} images per second)."),
         "",
         _markdown_table(headline),
         "",
@@ -153,12 +153,12 @@ def runs_markdown(table: pd.DataFrame, current: list[str]) -> str:
     shown_table.loc[is_current] = shown_table.loc[is_current].map(lambda value: f"**{value}**" if value != "" else "")
     return "\n".join([
         "## Runs", "",
-        f"Every run kept in the models folder, newest first; this report shows **{current[0]}**. "
-        "`make runs` prints the same table; `make all EPOCHS=30` (or any other parameters) adds a run "
-        "and `make report` shows the newest.", "",
+        (f"Every run kept in the models folder, newest first; this report shows **{current[0]}**. "
+         "`make runs` prints the same table; `make all EPOCHS=30` (or any other parameters) adds a run "
+         "and `make report` shows the newest."), "",
         _markdown_table(shown_table), "",
-        f"![Validation accuracy per epoch of every kept run; the run of this report is drawn thicker.]"
-        f"({RUNS_FIGURE}){{#fig-runs}}", "",
+        (f"![Validation accuracy per epoch of every kept run; the run of this report is drawn thicker.]"
+         f"({RUNS_FIGURE}){{#fig-runs}}"), "",
     ])
 
 
