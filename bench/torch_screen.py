@@ -3,9 +3,10 @@
     python bench/torch_screen.py train OUT strided-e15 wide-e15-wd05   # one .npz per recipe in OUT
     python bench/torch_screen.py summarize OUT                          # the table of bench/RESULTS.md
 
-Needs PyTorch (not part of the project's environment) and, for full-size runs
-in minutes, a CUDA GPU; `--quick` trains two models for one epoch on 3,000
-images, enough to check the script on a CPU.
+Needs PyTorch (not part of the project's environment) beside the `digits`
+package (installed, or `PYTHONPATH=lib`; its data module needs no TensorFlow)
+and, for full-size runs in minutes, a CUDA GPU; `--quick` trains two models
+for one epoch on 3,000 images, enough to check the script on a CPU.
 
 Each recipe trains eight independent copies of the `strided` network (or a
 wider one) as one grouped network: one convolution group per model, each
@@ -21,7 +22,6 @@ GPU kernels are not deterministic, so a rerun gives close, not equal, numbers.
 from __future__ import annotations
 
 import argparse
-import gzip
 import itertools
 import math
 import time
@@ -33,14 +33,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-RAW_DIR = Path(__file__).resolve().parent.parent / "data" / "raw" / "mnist"
+from digits.config import PARAMETERS, STRIDED_RECIPE
+from digits.data import load_mnist, split_train_validation
+
 MODELS_PER_RECIPE = 8
 ENSEMBLE_SIZE = 5
 CALIBRATION_IMAGES = 2048
 
-# The default recipe of lib/digits/config.py; each entry of RECIPES changes some of it.
-BASE = {"filters": (32, 64, 128), "epochs": 15, "batch": 128, "lr": 2e-3, "weight_decay": 0.0,
-        "rotation": 10.0, "zoom": 0.1, "shift": 0.1, "label_smoothing": 0.1, "all_images": False}
+# The default recipe (digits.config) and augmentation (digits.model); each entry of RECIPES changes some of it.
+BASE = {"filters": (32, 64, 128), "epochs": STRIDED_RECIPE.epochs, "batch": STRIDED_RECIPE.batch_size,
+        "lr": STRIDED_RECIPE.learning_rate, "weight_decay": 0.0, "rotation": 10.0, "zoom": 0.1, "shift": 0.1,
+        "label_smoothing": STRIDED_RECIPE.label_smoothing, "all_images": False}
 WIDE = {"filters": (48, 96, 192)}
 STRONGER_AUGMENTATION = {"rotation": 15.0, "zoom": 0.15, "shift": 0.15}
 RECIPES = {
@@ -66,14 +69,6 @@ RECIPES = {
     "wide-e30-wd05": dict(WIDE, weight_decay=0.05, epochs=30),
     "x2-e15-wd05": {"filters": (64, 128, 256), "weight_decay": 0.05},
 }
-
-
-def read_idx(name: str) -> np.ndarray:
-    """One gzip IDX file of the embedded MNIST as an array."""
-    data = gzip.decompress((RAW_DIR / name).read_bytes())
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 class GroupedStrided(nn.Module):
@@ -149,13 +144,15 @@ def train(name: str, out: Path, device: str, quick: bool) -> None:
         recipe["epochs"] = 1
     gen = torch.Generator(device=device).manual_seed(zlib.crc32(name.encode()))
     torch.manual_seed(zlib.crc32(name.encode()))
-    images = torch.tensor(read_idx("train-images-idx3-ubyte.gz")[:train_limit], device=device) / 255
-    labels = torch.tensor(read_idx("train-labels-idx1-ubyte.gz")[:train_limit].astype(np.int64), device=device)
-    test_images = torch.tensor(read_idx("t10k-images-idx3-ubyte.gz")[:test_limit], device=device) / 255
-    test_labels = read_idx("t10k-labels-idx1-ubyte.gz")[:test_limit].astype(np.int64)
-    split = torch.randperm(len(images), generator=torch.Generator().manual_seed(42)).to(device)
-    held_out = split[:len(images) // 10]
-    trained_on = split if recipe["all_images"] else split[len(images) // 10:]
+    mnist = load_mnist()
+    train_labels = mnist["train_labels"][:train_limit].astype(np.int64)
+    trained_on, held_out = split_train_validation(train_labels, PARAMETERS["validation_fraction"].default)
+    if recipe["all_images"]:
+        trained_on = np.arange(len(train_labels))
+    images = torch.tensor(mnist["train_images"][:train_limit], device=device) / 255
+    labels = torch.tensor(train_labels, device=device)
+    test_images = torch.tensor(mnist["test_images"][:test_limit], device=device) / 255
+    test_labels = mnist["test_labels"][:test_limit].astype(np.int64)
     x_train, y_train = images[trained_on], labels[trained_on]
     model = GroupedStrided(n, recipe["filters"]).to(device)
     optimizer = (torch.optim.AdamW if recipe["weight_decay"] else torch.optim.Adam)(
