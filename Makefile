@@ -1,122 +1,103 @@
-# digit-recognizer: the map of the pipeline.
+# digit-recognizer: the map of the project.
 #
 #   make all                      set up, prepare the data, run the four notebooks, render the report
 #   make all EPOCHS=30 SEED=1     the same for another run (each parameter set is a run in models/)
 #   make runs                     compare every kept run
 #   make test                     run the tests
 #
-# Each step is a Python command (digits.pipeline) that checks the files on disk
-# (the run folder in models/) and does only the work that is missing or out of
-# date. The parameters reach it through the environment, where Make puts the
-# variables given on its command line; they are never part of a shell command,
-# so any value (spaces, quotes) is safe.
+# The pipeline's steps and their order live in one place, lib/digits/steps.py: `make all`, `make notebooks`,
+# `make report` and the step targets each call its entry point (digits.pipeline) once, and it checks the
+# files on disk and does only what is missing. Make keeps the environment, the lock files, the tests,
+# JupyterLab and cleaning.
+#
+# Parameters (make all EPOCHS=30) reach the pipeline exactly as typed: it reads them from MAKEFLAGS, where
+# Make keeps its command line. Make neither expands them nor exports them, so `$`, `$(...)`, quotes and
+# spaces are characters like any other, and no value is ever part of a shell command.
 
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
+unexport $(foreach variable,$(.VARIABLES),$(if $(filter command line,$(origin $(variable))),$(variable)))
 
+# The environment (VENV=dir for another one, GPU=1 for TensorFlow with CUDA): Make's own settings.
 VENV ?= .venv
-PYTHON := $(VENV)/bin/python
-KERNEL := digit-recognizer
-# GPU=1: TensorFlow with CUDA (Linux); the environment is installed from the matching lock file.
 GPU ?=
+quote = '$(subst ','\'',$(1))'
+VENV_DIR := $(value VENV)
+PYTHON := $(call quote,$(VENV_DIR)/bin/python)
 VARIANT := $(if $(filter 1,$(GPU)),gpu,cpu)
-OTHER_VARIANT := $(if $(filter 1,$(GPU)),cpu,gpu)
 LOCK := requirements$(if $(filter gpu,$(VARIANT)),-gpu).lock
-SETUP_DONE := $(VENV)/.setup-$(VARIANT)
+SETUP_DONE := $(VENV_DIR)/.setup-$(VARIANT)
 # Every step runs this clone's own lib/, even in an environment that several clones share.
 export PYTHONPATH := lib
 export PYTHONUNBUFFERED := 1
 PIPELINE := $(PYTHON) -m digits.pipeline
-# `make all` works on the run its parameters name (training it if needed); a bare
-# `make notebooks` or `make report` works on the latest finished run and never trains.
-all: STEP_FLAGS := --use-parameters
 
-.PHONY: help all setup check-parameters data explore train evaluate submit notebooks report runs kaggle-data \
-	kaggle-submit predict lock test lab clean clean-models
+PIPELINE_TARGETS := all notebooks report data explore train evaluate submit runs predict kaggle-data kaggle-submit \
+	clean-models lab
+.PHONY: help check setup lock test clean $(PIPELINE_TARGETS)
 
 help: ## List the targets and the parameters
 	@echo "digit-recognizer: make TARGET [PARAMETER=value ...]"
 	@echo
 	@echo "Targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-17s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 	@echo
-	@echo "Parameters (default after =):"
-	@python3 -m digits.config help
+	@python3 -m digits.parameters help
 
-all: check-parameters setup data notebooks report ## Everything: setup, data, the four notebooks, the report
+all: setup ## Everything: the data, the four notebooks and the report of the run the parameters name
+notebooks: setup ## Run the four notebooks (for the latest run, or the one the parameters or RUN name)
+report: setup ## Render the HTML report (Quarto if installed, else a self-contained page)
+data: setup ## Write train.csv, test.csv, test_labels.csv to DATA_DIR (or check Kaggle's files there)
+explore: setup ## Run notebooks/10-explore.ipynb on the data
+train: setup ## Run notebooks/20-train.ipynb for the run (training it only with make all)
+evaluate: setup ## Run notebooks/30-evaluate.ipynb: test accuracy, confusion matrix, mistakes
+submit: setup ## Run notebooks/40-submit.ipynb: write the run's submission.csv
+runs: setup ## Compare every kept run: print the table and write MODELS_DIR/runs.csv
+predict: setup ## Read your own images: make predict IMAGES=folder-or-file [RUN=name]
+kaggle-data: setup ## Download Kaggle's train.csv and test.csv into DATA_DIR (needs Kaggle credentials)
+kaggle-submit: setup ## Submit the run's submission.csv to Kaggle, with the run and its validation accuracy
+clean-models: setup ## Remove the run folders this project made in MODELS_DIR (nothing else), listing them first
+lab: setup ## Open JupyterLab at the project's root (127.0.0.1, with a token; PORT=..., BROWSER=no)
 
-check-parameters: ## Check the parameters before any work
-	@python3 -m digits.config check
+# One entry point orders the steps of each of these targets.
+$(PIPELINE_TARGETS):
+	@$(PIPELINE) $@
 
-setup: $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
+check: ## Check the parameters (before any work; needs no environment)
+	@python3 -m digits.parameters check
 
-# Every package at the exact version and hash of the lock file; then this project, editable.
-# An existing environment (a conda one given as VENV=$$CONDA_PREFIX) is used as it is. The CPU and
-# GPU builds of TensorFlow cannot share an environment: switching removes the other one first.
-$(SETUP_DONE): $(LOCK) pyproject.toml
-	@if [ "$(VARIANT)" = gpu ] && [ "$$(uname -s)" != Linux ]; then \
+setup: check $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
+	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null \
+		&& $(PYTHON) -m nbstripout --install && git config filter.nbstripout.extrakeys "metadata.language_info" \
+		&& echo "installed the nbstripout git filter: notebook outputs never reach a commit" || true
+
+# Every package at the exact version and hash of the lock file; then this project (editable), its kernel and
+# JupyterLab's settings. An existing environment (a conda one given as VENV=$$CONDA_PREFIX) is used as it is.
+# The CPU and GPU builds of TensorFlow cannot share an environment: switching removes the other one first.
+$(SETUP_DONE): $(LOCK) pyproject.toml | check
+	@if [ $(VARIANT) = gpu ] && [ "$$(uname -s)" != Linux ]; then \
 		echo "error: GPU=1 installs TensorFlow with CUDA, which exists for Linux only" >&2; exit 2; fi
-	test -x $(PYTHON) || python3 -m venv $(VENV)
-	if [ -f $(VENV)/.setup-$(OTHER_VARIANT) ]; then \
-		$(PYTHON) -m pip uninstall --quiet --yes tensorflow tensorflow-cpu && rm $(VENV)/.setup-$(OTHER_VARIANT); fi
-	$(PYTHON) -m pip install --quiet --require-hashes -r $(LOCK)
-	$(PYTHON) -m pip install --quiet --no-deps -e .
-	$(PYTHON) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "Python (digit-recognizer)"
-	@touch $@
+	@echo "setting up the environment in $(VENV_DIR) from $(LOCK) (a few minutes the first time)"
+	@test -x $(PYTHON) || python3 -m venv $(call quote,$(VENV_DIR))
+	@if [ -f $(call quote,$(VENV_DIR)/.setup-$(if $(filter gpu,$(VARIANT)),cpu,gpu)) ]; then \
+		$(PYTHON) -m pip uninstall --quiet --yes tensorflow tensorflow-cpu; \
+		rm $(call quote,$(VENV_DIR)/.setup-$(if $(filter gpu,$(VARIANT)),cpu,gpu)); fi
+	@$(PYTHON) -m pip install --quiet --require-hashes -r $(LOCK)
+	@$(PYTHON) -m pip install --quiet --no-deps -e .
+	@$(PYTHON) -m digits.kernel install
+	@touch $(call quote,$@)
 
-lock: ## Refresh requirements.lock and requirements-gpu.lock from pyproject.toml (needs the internet)
+lock: ## Refresh requirements.lock and requirements-gpu.lock from pyproject.toml (needs PyPI)
 	$(PYTHON) -m pip install --quiet uv
 	$(PYTHON) -m uv pip compile pyproject.toml --quiet --extra dev --universal --generate-hashes \
 		--python-version 3.10 -o requirements.lock
 	$(PYTHON) -m uv pip compile pyproject.toml --quiet --extra dev --extra gpu --universal --generate-hashes \
 		--python-version 3.10 --excludes <(echo tensorflow-cpu) -o requirements-gpu.lock
 
-data: check-parameters setup ## Write train.csv, test.csv, test_labels.csv to DATA_DIR (or check Kaggle's files there)
-	@$(PIPELINE) data
-
-explore: data ## Run notebooks/10-explore.ipynb on the data
-	@$(PIPELINE) explore
-
-train: data ## Run notebooks/20-train.ipynb: train the run (or reuse it when finished)
-	@$(PIPELINE) train $(STEP_FLAGS)
-
-evaluate: train ## Run notebooks/30-evaluate.ipynb: test accuracy, confusion matrix, mistakes
-	@$(PIPELINE) evaluate $(STEP_FLAGS)
-
-submit: evaluate ## Run notebooks/40-submit.ipynb: write the run's submission.csv
-	@$(PIPELINE) submit $(STEP_FLAGS)
-
-notebooks: explore train evaluate submit ## Run the four notebooks
-
-report: notebooks ## Render the HTML report of the run (Quarto if installed, else a self-contained page)
-	@$(PIPELINE) report $(STEP_FLAGS)
-
-runs: setup ## Compare every kept run: print the table and write MODELS_DIR/runs.csv
-	@$(PIPELINE) runs
-
-predict: setup ## Read your own images: make predict IMAGES=folder-or-file [RUN=name] (default: the latest run)
-	@$(PYTHON) -m digits.predict
-
-# The Kaggle command (KAGGLE=... names another one) reads its credentials from ~/.kaggle or the environment.
-export KAGGLE ?= $(VENV)/bin/kaggle
-
-kaggle-data: check-parameters setup ## Download Kaggle's train.csv and test.csv into DATA_DIR (needs Kaggle credentials)
-	@$(PIPELINE) kaggle-data
-
-kaggle-submit: submit ## Submit the run's submission.csv to Kaggle, with the run and its validation accuracy
-	@$(PIPELINE) kaggle-submit $(STEP_FLAGS)
-
-test: setup ## Run the tests
+test: setup ## Run the tests (slow ones included; -m "not slow" in PYTEST_ADDOPTS skips them)
 	$(PYTHON) -m pytest
 
-# Jupyter refuses to run as root unless told; containers often run as root.
-lab: setup ## Open JupyterLab (127.0.0.1, with a token) in the project environment
-	$(VENV)/bin/jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
-
 clean: ## Remove the rendered report (keeps data, runs and the environment)
-	rm -rf report/notebooks report/_book report/.quarto report/_summary.md report/submission.csv \
-		report/runs-accuracy.png
-
-clean-models: setup ## Remove the run folders this project made in MODELS_DIR, so the next run trains from scratch
-	@$(PYTHON) -m digits.runs clean
+	rm -rf report/notebooks report/_book report/.quarto report/_summary.md report/_chapters.yml \
+		report/submission.csv report/runs-accuracy.png

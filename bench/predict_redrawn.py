@@ -1,6 +1,6 @@
 """Benchmark: a run's accuracy on MNIST test digits redrawn as dark ink on paper, against the digits as MNIST has them.
 
-    python bench/predict_redrawn.py --run-dir models/strided-e15-s42 [--images 2000] [--seed 0]
+    python bench/predict_redrawn.py --run strided-e15-s42 [--models-dir models] [--images 2000] [--seed 0]
 
 Each of the first N MNIST test digits is redrawn on a canvas of random size
 (40..160 pixels a side), scaled to 0.5..1.0 of the canvas, at a random place,
@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
+from digits import runs
 from digits.data import load_mnist
 from digits.evaluate import accuracy, predict_run
 from digits.predict import greyscale, load_image, to_mnist
-from digits.runs import check_ready
 
 
 def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:
@@ -65,12 +65,13 @@ def squashed(image: Image.Image) -> np.ndarray:
 def main() -> None:
     """Redraw, write, read back and predict N test digits; print the accuracies side by side."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run-dir", type=Path, required=True, help="a finished run (or ensemble) folder")
+    parser.add_argument("--run", required=True, help="a finished run (or ensemble) in the models folder")
+    parser.add_argument("--models-dir", default="models")
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
     try:
-        check_ready(arguments.run_dir)  # a finished run: model.keras, history.csv and metrics.json, undamaged
+        run = runs.find(arguments.run, "data", arguments.models_dir)  # finished and undamaged
     except ValueError as error:
         parser.error(str(error))
     started = time.perf_counter()
@@ -92,13 +93,13 @@ def main() -> None:
     sets = {"MNIST form, as given": mnist_form, "MNIST form, via to_mnist": via_to_mnist,
             "redrawn, via PNG files": redrawn, "redrawn, only squashed": squashed_images,
             "redrawn, inverted+squashed": 1 - squashed_images}
-    predicted = predict_run(arguments.run_dir, np.concatenate(list(sets.values()))[..., np.newaxis]).argmax(axis=1)
+    predicted = predict_run(run, np.concatenate(list(sets.values()))[..., np.newaxis]).argmax(axis=1)
     results = {name: accuracy(labels, part) for name, part in zip(sets, np.split(predicted, len(sets)))}
     finished = time.perf_counter()
     print(f"command: python {shlex.join(sys.argv)}")
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
     print(f"date: {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
-    print(f"run: {arguments.run_dir.name}; {len(digits)} MNIST test digits (seed {arguments.seed}); "
+    print(f"run: {run.name}; {len(digits)} MNIST test digits (seed {arguments.seed}); "
           f"redrawn PNGs {kilobytes / len(digits):.1f} KB on average")
     for name, score in results.items():
         print(f"  {name:26s} {score:7.2%}  ({round((1 - score) * len(digits))} mistakes)")

@@ -33,18 +33,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from digits.config import PARAMETERS, STRIDED_RECIPE
+from digits.config import (
+    ARCHITECTURES,
+    AUGMENTATION,
+    STRIDED_RECIPE,
+    Conv,
+    Dense,
+    Dropout,
+    GlobalAveragePool,
+    Layer,
+    strided_layers,
+)
 from digits.data import load_mnist, split_train_validation
+from digits.parameters import PARAMETERS
 
 MODELS_PER_RECIPE = 8
 ENSEMBLE_SIZE = 5
 CALIBRATION_IMAGES = 2048
 
-# The default recipe (digits.config) and augmentation (digits.model); each entry of RECIPES changes some of it.
-BASE = {"filters": (32, 64, 128), "epochs": STRIDED_RECIPE.epochs, "batch": STRIDED_RECIPE.batch_size,
-        "lr": STRIDED_RECIPE.learning_rate, "weight_decay": 0.0, "rotation": 10.0, "zoom": 0.1, "shift": 0.1,
-        "label_smoothing": STRIDED_RECIPE.label_smoothing, "all_images": False}
-WIDE = {"filters": (48, 96, 192)}
+# The default network, recipe and augmentation (digits.config); each entry of RECIPES changes some of it.
+BASE = {"layers": ARCHITECTURES["strided"], "epochs": STRIDED_RECIPE.epochs, "batch": STRIDED_RECIPE.batch_size,
+        "lr": STRIDED_RECIPE.learning_rate, "weight_decay": 0.0, "rotation": AUGMENTATION.rotation * 360,
+        "zoom": AUGMENTATION.zoom, "shift": AUGMENTATION.shift, "label_smoothing": STRIDED_RECIPE.label_smoothing,
+        "all_images": False}
+WIDE = {"layers": ARCHITECTURES["wide"]}
 STRONGER_AUGMENTATION = {"rotation": 15.0, "zoom": 0.15, "shift": 0.15}
 RECIPES = {
     "strided-e15": {},
@@ -67,25 +79,30 @@ RECIPES = {
     "wide-e15-wd2": dict(WIDE, weight_decay=0.2),
     "wide-e30": dict(WIDE, epochs=30),
     "wide-e30-wd05": dict(WIDE, weight_decay=0.05, epochs=30),
-    "x2-e15-wd05": {"filters": (64, 128, 256), "weight_decay": 0.05},
+    "x2-e15-wd05": {"layers": strided_layers(64, 128, 256), "weight_decay": 0.05},
 }
 
 
 class GroupedStrided(nn.Module):
-    """`n` copies of the strided network side by side: input (batch, n, 28, 28), logits (batch, n, 10)."""
+    """`n` copies of a strided network (digits.config's layers) side by side: (batch, n, 28, 28) -> (batch, n, 10)."""
 
-    def __init__(self, n: int, filters: tuple[int, int, int]):
+    def __init__(self, n: int, layers: tuple[Layer, ...]):
         super().__init__()
-        small, medium, large = filters
-        self.n, self.large = n, large
-        self.body = nn.Sequential(
-            *self.block(1, small, 5, 2, 2), *self.block(small, medium, 3, 1, 1),
-            *self.block(medium, medium, 3, 2, 1), nn.Dropout(0.25),
-            *self.block(medium, large, 3, 1, 0), *self.block(large, large, 3, 1, 0),
-        )
-        self.dropout = nn.Dropout(0.3)
-        bound = math.sqrt(6 / (large + 10))
-        self.weight = nn.Parameter(torch.empty(n, large, 10).uniform_(-bound, bound))
+        if not (isinstance(layers[-1], Dense) and isinstance(layers[-3], GlobalAveragePool)):
+            raise ValueError("the grouped port takes strided networks: convolutions, pooling, dropout, one dense layer")  # noqa: TRY004
+        self.n, channels, body = n, 1, []
+        for layer in layers[:-3]:
+            if isinstance(layer, Conv):
+                padding = layer.kernel // 2 if layer.padding == "same" else 0
+                body += self.block(channels, layer.filters, layer.kernel, layer.stride, padding)
+                channels = layer.filters
+            elif isinstance(layer, Dropout):
+                body.append(nn.Dropout(layer.rate))
+        self.large = channels
+        self.body = nn.Sequential(*body)
+        self.dropout = nn.Dropout(layers[-2].rate)
+        bound = math.sqrt(6 / (channels + 10))
+        self.weight = nn.Parameter(torch.empty(n, channels, 10).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.zeros(n, 10))
 
     def block(self, cin: int, cout: int, kernel: int, stride: int, padding: int) -> list[nn.Module]:
@@ -154,7 +171,7 @@ def train(name: str, out: Path, device: str, quick: bool) -> None:
     test_images = torch.tensor(mnist["test_images"][:test_limit], device=device) / 255
     test_labels = mnist["test_labels"][:test_limit].astype(np.int64)
     x_train, y_train = images[trained_on], labels[trained_on]
-    model = GroupedStrided(n, recipe["filters"]).to(device)
+    model = GroupedStrided(n, recipe["layers"]).to(device)
     optimizer = (torch.optim.AdamW if recipe["weight_decay"] else torch.optim.Adam)(
         model.parameters(), lr=recipe["lr"], eps=1e-7, weight_decay=recipe["weight_decay"])
     started = time.perf_counter()

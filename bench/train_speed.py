@@ -9,7 +9,7 @@ after the other, so that all see the same machine load. With --bfloat16 each
 architecture also trains under Keras's "mixed_bfloat16" policy (bfloat16
 arithmetic, float32 weights), to see what a CPU with native bfloat16 support
 gains. Prints images per second per round, the median and the ratio to
-`baseline`.
+`baseline`. Run it from the project's folder after `make data`.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ import time
 
 import keras
 
-from digits.config import ARCHITECTURES, make_plan
+from digits import runs
+from digits.config import ARCHITECTURES
 from digits.data import load_mnist, to_images
-from digits.model import build_model
-from digits.train import batches, compile_model, one_hot
+from digits.train import batches, new_model, one_hot
 
 
 def main() -> None:
@@ -41,9 +41,8 @@ def main() -> None:
     for policy in policies:
         keras.mixed_precision.set_global_policy(policy)
         for arch in ARCHITECTURES:
-            plan = make_plan(arch)
-            model = build_model(arch, plan.augment)
-            compile_model(model, plan)
+            plan = runs.resolve({"arch": arch}).plan
+            model = new_model(plan)
             model.fit(batches(images[:1024], targets[:1024], plan.batch_size), verbose=0)  # warm-up
             models[arch if policy == "float32" else f"{arch}/bf16"] = (model, plan)
     keras.mixed_precision.set_global_policy("float32")

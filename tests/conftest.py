@@ -1,8 +1,15 @@
-"""Shared fixtures: slices of the real embedded MNIST, tiny Kaggle-format data, and copies of the project."""
+"""Shared fixtures and helpers: slices of the real embedded MNIST, tiny data and runs, and copies of the project.
+
+Every test stands alone: a test that changes a project works on a copy of its own
+(`fresh_project`), made from the one finished tiny run that the session trains
+once through `make all` (`finished_project`).
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,14 +17,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from digits.data import TEST_COLUMNS, TRAIN_COLUMNS, load_mnist, to_images, write_csv
+from digits.parameters import PARAMETERS_LIST
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Build products and local state that a fresh clone does not have.
 NOT_IN_A_CLONE = shutil.ignore_patterns(
     ".git", ".venv", "__pycache__", "*.egg-info", ".pytest_cache", "*.csv", ".prepared.json", ".pipeline.lock",
-    "_book", ".quarto", "_summary.md", "runs-accuracy.png", "index_files", "out",
+    "_book", ".quarto", "_summary.md", "_chapters.yml", "runs-accuracy.png", "index_files", "out",
 )
+# A quick run on the 600 rows of `tiny data`: what the pipeline tests train.
+QUICK = ("EPOCHS=1", "BATCH_SIZE=64", "DATA_DIR=tiny data")
+QUICK_RUN = "strided-e1-s42-b64-d"  # its name starts so (the data tag follows)
 
 
 @pytest.fixture(scope="session")
@@ -43,38 +55,65 @@ def write_tiny_data(folder: Path, mnist: dict[str, np.ndarray], n_train: int = 6
     return folder
 
 
-def train_tiny_run(root: Path, mnist: dict[str, np.ndarray], n_train: int, name: str) -> tuple[Path, Path]:
-    """A finished one-epoch run on the first n_train MNIST images: its folder root/models/name, and its data."""
-    from digits import runs
-    from digits.config import plan_of, run_parameters
-    from digits.data import load_split
+def train_tiny_run(root: Path, mnist: dict[str, np.ndarray], n_train: int, **parameters):
+    """A finished one-epoch run (batch 50) on the first n_train MNIST images, data in root/data, run in root/models."""
+    from digits import runs, train
 
     data_dir = write_tiny_data(root / "data", mnist, n_train=n_train, n_test=100)
-    parameters = run_parameters({"epochs": 1, "sample_size": n_train, "batch_size": 50})
-    train_images, train_labels, validation_images, validation_labels = load_split(data_dir, n_train, 0.1)
-    run_dir = root / "models" / name
-    runs.start_run(run_dir, runs.resolved_parameters(parameters))
-    result = runs.train_run(plan_of(parameters), train_images, train_labels, validation_images, validation_labels,
-                            run_dir)
-    runs.save_run(result, runs.run_metrics(run_dir, parameters, result, len(train_images), len(validation_images)),
-                  run_dir)
-    return run_dir, data_dir
+    run = runs.resolve({"epochs": 1, "batch_size": 50, **parameters, "data_dir": data_dir,
+                        "models_dir": root / "models"})
+    train.train_run(run)
+    return run
 
 
-def run_make(project: Path, *arguments: str, log: Path | None = None,
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This process's environment without make's own variables or exported parameters, plus `extra`."""
+    dropped = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", *(p.variable for p in PARAMETERS_LIST)}
+    return {**{key: value for key, value in os.environ.items() if key not in dropped}, **extra}
+
+
+def run_make(project: Path, *arguments: str, log: Path | None = None, timeout: int = 1200,
              **environment: str) -> subprocess.CompletedProcess:
     """`make ARGUMENTS` in `project` with this test run's environment as the project environment.
 
-    The fallback report is used (QUARTO empty) unless the caller sets QUARTO; with `log`,
-    the output goes to that file as `make ... > log 2>&1` sends it.
+    The self-contained report is rendered (QUARTO=no) unless the arguments give QUARTO; with `log`, the
+    output goes to that file as `make ... > log 2>&1` sends it.
     """
-    command = ["make", "--no-print-directory", *arguments, f"VENV={sys.prefix}"]
-    env = {**os.environ, "QUARTO": "", **environment}
+    quarto = [] if any(argument.startswith("QUARTO=") for argument in arguments) else ["QUARTO=no"]
+    command = ["make", "--no-print-directory", *arguments, *quarto, f"VENV={sys.prefix}"]
+    env = clean_environment(**environment)
     if log is None:
-        return subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=1200, env=env)
+        return subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=timeout, env=env,
+                              check=False)
     with open(log, "w") as handle:
-        result = subprocess.run(command, cwd=project, stdout=handle, stderr=subprocess.STDOUT, timeout=1200, env=env)
+        result = subprocess.run(command, cwd=project, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout,
+                                env=env, check=False)
     return subprocess.CompletedProcess(command, result.returncode, log.read_text(), "")
+
+
+def run_pipeline(project: Path, command: str, *arguments: str, **environment: str) -> subprocess.CompletedProcess:
+    """`python -m digits.pipeline COMMAND NAME=value ...` in `project`, with the project's own lib/."""
+    env = clean_environment(PYTHONPATH=str(project / "lib"), **environment)
+    return subprocess.run([sys.executable, "-m", "digits.pipeline", command, *arguments], cwd=project,
+                          capture_output=True, text=True, timeout=1200, env=env, check=False)
+
+
+def errors(result: subprocess.CompletedProcess) -> list[str]:
+    """The `error:` lines a command printed."""
+    return [line for line in result.stderr.splitlines() if line.startswith("error:")]
+
+
+def trainings(output: str) -> int:
+    """How many trainings an output reports."""
+    return len(re.findall(r"^training \w+: ", output, flags=re.MULTILINE))
+
+
+def run_folder(project: Path, prefix: str, models: str = "models") -> Path:
+    """The one run folder in `models` named `prefix` and a data tag's six hexadecimal digits."""
+    found = [path for path in (project / models).glob(f"{prefix}*")
+             if path.is_dir() and re.fullmatch(re.escape(prefix) + r"[0-9a-f]{6}", path.name)]
+    assert len(found) == 1, f"{prefix}*: {sorted(path.name for path in (project / models).iterdir())}"
+    return found[0]
 
 
 def copy_project(destination: Path) -> Path:
@@ -91,13 +130,64 @@ def copy_project(destination: Path) -> Path:
     return destination
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """A copy of the project in a folder whose path has a space and a quote, as a user's clone may."""
-    return copy_project(tmp_path_factory.mktemp("clones") / "digit recognizer's clone")
+def commit_all(project: Path) -> None:
+    """Make the copy a git repository with everything committed, as a clone is."""
+    for command in (["init", "-q"], ["add", "-A"],
+                    ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "clone"]):
+        subprocess.run(["git", *command], cwd=project, check=True, capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def tiny_data(project, mnist) -> Path:
-    """600 training and 200 test images in Kaggle's format, in a folder with a space in its name."""
-    return write_tiny_data(project / "tiny data", mnist)
+@pytest.fixture(scope="session")
+def finished_project(tmp_path_factory, mnist) -> tuple[Path, subprocess.CompletedProcess]:
+    """A copy of the project (its path has a space and a quote) after `make all` of the quick run, and its log.
+
+    Tests only read it; a test that changes anything works on `fresh_project`.
+    """
+    project = copy_project(tmp_path_factory.mktemp("clones") / "digit recognizer's clone")
+    write_tiny_data(project / "tiny data", mnist)
+    log = tmp_path_factory.mktemp("logs") / "run.log"
+    result = run_make(project, "all", *QUICK, log=log)
+    assert result.returncode == 0, result.stdout[-5000:]
+    return project, result
+
+
+@pytest.fixture
+def fresh_project(finished_project, tmp_path) -> Path:
+    """A copy of the finished project, everything included, for a test to change as it likes."""
+    copy = tmp_path / "digit recognizer's copy"
+    shutil.copytree(finished_project[0], copy, symlinks=True)
+    return copy
+
+
+def fake_finished_run(root: Path, finished_at: str, val_accuracy: float, test_accuracy: float | None = None,
+                      data_dir: Path | None = None, **parameters):
+    """A run that looks finished (a small but complete Keras archive, its history and metrics), trained on nothing.
+
+    Its data is data_dir (default root/data: one blank image to train on and one to predict, written if
+    missing); it lives in root/models.
+    """
+    import zipfile
+
+    import pandas as pd
+
+    from digits import runs
+
+    data_dir = data_dir or root / "data"
+    if not (data_dir / "train.csv").is_file():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        write_csv(data_dir / "train.csv", TRAIN_COLUMNS, np.zeros((1, 785), dtype=np.uint8))
+        write_csv(data_dir / "test.csv", TEST_COLUMNS, np.zeros((1, 784), dtype=np.uint8))
+    run = runs.resolve({**parameters, "data_dir": data_dir, "models_dir": root / "models"})
+    runs.start(run)
+    with zipfile.ZipFile(run.folder / "model.keras", "w") as archive:
+        archive.writestr("config.json", "{}")
+        archive.writestr("model.weights.h5", b"\0" * 4096)
+    history = pd.DataFrame([{"epoch": e + 1, "loss": 1.0, "accuracy": 0.5, "val_loss": 1.0,
+                             "val_accuracy": val_accuracy, "learning_rate": 0.001, "seconds": 2.0}
+                            for e in range(run.epochs)])
+    history.to_csv(run.folder / "history.csv", index=False)
+    metrics = {"run": run.name, **{k: v for k, v in run.parameters.items() if k != "ensemble"},
+               "val_accuracy": val_accuracy, "test_accuracy": test_accuracy, "train_seconds": 2.0 * run.epochs,
+               "images_per_second": 100.0, "n_train": 54000, "fingerprint": "abc", "finished_at": finished_at}
+    (run.folder / "metrics.json").write_text(json.dumps(metrics))
+    return run

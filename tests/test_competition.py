@@ -10,17 +10,15 @@ checks of the files) is the project's real code.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import copy_project, run_make, write_tiny_data
+from conftest import copy_project, fake_finished_run, run_make, run_pipeline, write_tiny_data
 from digits.competition import missing_credentials, submission_message
-from digits.data import prepare_data
-from test_runs import make_finished_run
+from digits.data import TEST_COLUMNS, prepare_data
 
 FAKE_KAGGLE = '''#!{python}
 """A stand-in for the kaggle command: records its arguments, answers like Kaggle."""
@@ -54,6 +52,12 @@ def fake_kaggle(tmp_path, mnist) -> dict[str, str]:
             "FAKE_KAGGLE_FILES": str(files), "KAGGLE_API_TOKEN": "a-token", "HOME": str(tmp_path / "home")}
 
 
+def make_kaggle_data(project: Path, fake_kaggle: dict[str, str], data: Path, **environment: str):
+    """`make kaggle-data DATA_DIR=data KAGGLE=<the stand-in>` with the stand-in's environment."""
+    settings = {key: value for key, value in {**fake_kaggle, **environment}.items() if key != "KAGGLE"}
+    return run_make(project, "kaggle-data", f"DATA_DIR={data}", f"KAGGLE={fake_kaggle['KAGGLE']}", **settings)
+
+
 def calls(environment: dict[str, str]) -> list[list[str]]:
     """The argument lists the stand-in was called with."""
     log = Path(environment["FAKE_KAGGLE_LOG"])
@@ -71,7 +75,7 @@ def project(tmp_path_factory) -> Path:
 def test_make_kaggle_data_downloads_unzips_and_checks(project, fake_kaggle, tmp_path):
     data = tmp_path / "kaggle data"
     data.mkdir()
-    result = run_make(project, "kaggle-data", f"DATA_DIR={data}", **fake_kaggle)
+    result = make_kaggle_data(project, fake_kaggle, data)
     assert result.returncode == 0, result.stderr
     (call,) = calls(fake_kaggle)
     assert call[:5] == ["competitions", "download", "-c", "digit-recognizer", "-p"]
@@ -84,7 +88,7 @@ def test_a_bad_download_changes_nothing(project, fake_kaggle, tmp_path, mnist):
     before = {path.name: path.read_bytes() for path in data.iterdir()}
     broken = Path(fake_kaggle["FAKE_KAGGLE_FILES"]) / "train.csv"
     broken.write_text(broken.read_text().replace("\n0,", "\n11,", 1))  # a label out of range
-    result = run_make(project, "kaggle-data", f"DATA_DIR={data}", **fake_kaggle)
+    result = make_kaggle_data(project, fake_kaggle, data)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "downloaded train.csv, line 3, column label: value 11 is outside 0..9" in errors[0]
@@ -97,7 +101,7 @@ def test_a_bad_download_changes_nothing(project, fake_kaggle, tmp_path, mnist):
 def test_an_archive_without_the_files_is_one_line(missing_members, message, project, fake_kaggle, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    result = run_make(project, "kaggle-data", f"DATA_DIR={data}", FAKE_KAGGLE_MEMBERS=missing_members, **fake_kaggle)
+    result = make_kaggle_data(project, fake_kaggle, data, FAKE_KAGGLE_MEMBERS=missing_members)
     assert result.returncode != 0 and message in result.stderr and list(data.iterdir()) == []
 
 
@@ -105,7 +109,7 @@ def test_without_credentials_one_line_says_how_to_set_them_up(project, fake_kagg
     environment = {**fake_kaggle, "KAGGLE_API_TOKEN": ""}
     data = tmp_path / "data"
     data.mkdir()
-    result = run_make(project, "kaggle-data", f"DATA_DIR={data}", **environment)
+    result = make_kaggle_data(project, environment, data)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and len(errors) == 1
     assert "no Kaggle credentials" in errors[0] and "access_token" in errors[0] and "kaggle.json" in errors[0]
@@ -115,7 +119,7 @@ def test_without_credentials_one_line_says_how_to_set_them_up(project, fake_kagg
 def test_without_network_one_line_and_nothing_changes(project, fake_kaggle, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    result = run_make(project, "kaggle-data", f"DATA_DIR={data}", FAKE_KAGGLE_OFFLINE="1", **fake_kaggle)
+    result = make_kaggle_data(project, fake_kaggle, data, FAKE_KAGGLE_OFFLINE="1")
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and len(errors) == 1 and "ConnectionError" in errors[0]
     assert list(data.iterdir()) == []
@@ -135,28 +139,33 @@ def test_credentials_are_found_where_the_kaggle_command_reads_them(found, tmp_pa
     assert missing_credentials(environment) is None
 
 
-def submit_run(project: Path, fake_kaggle: dict[str, str], models: Path,
-               submission: str) -> tuple[Path, subprocess.CompletedProcess]:
+def submit_run(project: Path, fake_kaggle: dict[str, str], root: Path,
+               submission: str, test_rows: int = 2) -> tuple[Path, subprocess.CompletedProcess]:
     """A finished default run holding `submission`, submitted with the pipeline's kaggle-submit step."""
-    run = make_finished_run(models, "strided-e15-s42", "2026-01-01T00:00:00+00:00", 0.9947, epochs=15)
-    (run / "submission.csv").write_text(submission)
-    environment = {**os.environ, **fake_kaggle, "MODELS_DIR": str(models), "PYTHONPATH": str(project / "lib")}
-    result = subprocess.run([sys.executable, "-m", "digits.pipeline", "kaggle-submit"], cwd=project,
-                            capture_output=True, text=True, env=environment)
-    return run, result
+    run = fake_finished_run(root, "2026-01-01T00:00:00+00:00", 0.9947)
+    (run.folder / "submission.csv").write_text(submission)
+    (run.data_dir / "test.csv").write_text(",".join(TEST_COLUMNS) + "\n" + ("0," * 783 + "0\n") * test_rows)
+    environment = {key: value for key, value in fake_kaggle.items() if key != "KAGGLE"}
+    result = run_pipeline(project, "kaggle-submit", f"MODELS_DIR={run.models_dir}", f"DATA_DIR={run.data_dir}",
+                          f"KAGGLE={fake_kaggle['KAGGLE']}", **environment)
+    return run.folder, result
 
 
 def test_kaggle_submit_sends_the_run_with_its_validation_accuracy(project, fake_kaggle, tmp_path):
-    run, result = submit_run(project, fake_kaggle, tmp_path / "models", "ImageId,Label\n1,3\n2,7\n")
+    run, result = submit_run(project, fake_kaggle, tmp_path, "ImageId,Label\n1,3\n2,7\n")
     assert result.returncode == 0, result.stderr
     message = submission_message(json.loads((run / "metrics.json").read_text()))
-    assert message == "digit-recognizer run strided-e15-s42: validation accuracy 99.47%"
+    assert message == f"digit-recognizer run {run.name}: validation accuracy 99.47%"
     assert calls(fake_kaggle) == [["competitions", "submit", "-c", "digit-recognizer", "-f",
                                    str(run / "submission.csv"), "-m", message]]
     assert "Successfully submitted" in result.stdout
 
 
-def test_a_broken_submission_is_not_sent(project, fake_kaggle, tmp_path):
-    _, result = submit_run(project, fake_kaggle, tmp_path / "models", "ImageId,Label\n1,3\n3,7\n")
-    assert result.returncode != 0 and "line 3: ImageId '3', expected 2" in result.stderr
+@pytest.mark.parametrize("submission, test_rows, message", [
+    ("ImageId,Label\n1,3\n3,7\n", 2, "line 3: ImageId '3', expected 2"),
+    ("ImageId,Label\n1,3\n2,7\n", 100, "2 predictions, expected 100 (one per test image)"),  # cut short
+])
+def test_a_broken_submission_is_not_sent(submission, test_rows, message, project, fake_kaggle, tmp_path):
+    _, result = submit_run(project, fake_kaggle, tmp_path, submission, test_rows)
+    assert result.returncode != 0 and message in result.stderr and len(result.stderr.splitlines()) == 1
     assert calls(fake_kaggle) == []

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import gzip
-import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from digits.config import raw_mnist_dir
+
+from conftest import PROJECT_ROOT, run_pipeline
 from digits.data import (
     PIXEL_COLUMNS,
     TEST_COLUMNS,
@@ -23,8 +21,8 @@ from digits.data import (
     prepare_data,
     read_idx,
 )
+from digits.paths import raw_mnist_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # Class counts of the MNIST training and test sets, from the data's README.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
@@ -129,9 +127,8 @@ def test_crlf_and_bom_are_accepted(newline, bom, tmp_path):
 
 
 def run_prepare(data_dir) -> subprocess.CompletedProcess:
-    """`python -m digits.pipeline data` with DATA_DIR set, as `make data DATA_DIR=...` runs it."""
-    return subprocess.run([sys.executable, "-m", "digits.pipeline", "data"], capture_output=True, text=True,
-                          cwd=PROJECT_ROOT, env={**os.environ, "DATA_DIR": str(data_dir)})
+    """`python -m digits.pipeline data DATA_DIR=...`, as `make data DATA_DIR=...` runs it."""
+    return run_pipeline(PROJECT_ROOT, "data", f"DATA_DIR={data_dir}")
 
 
 @pytest.mark.parametrize("case", ["misnamed column", "word in a cell", "label above 9"])

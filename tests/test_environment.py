@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from packaging.markers import Marker
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PINNED = re.compile(r"^([A-Za-z0-9_.-]+)==([^ ;\\]+)(?: ; ([^\\]+))?", flags=re.MULTILINE)
@@ -57,4 +58,7 @@ def test_the_conda_environment_installs_the_same_lock():
     environment = (PROJECT_ROOT / "environment.yml").read_text()
     assert "-r requirements.lock" in environment and "quarto" in environment
     python = re.search(r"python=(3\.\d+)", environment).group(1)
-    assert "3.10" <= python <= "3.13"
+    import tomllib
+
+    supported = SpecifierSet(tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert supported.contains(python + ".0"), (python, supported)

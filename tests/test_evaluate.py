@@ -10,16 +10,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import train_tiny_run
+from conftest import fake_finished_run, train_tiny_run
 from digits import runs
 from digits.evaluate import (
-    accuracy, average_probabilities, confusion_matrix, evaluate_run, majority_class_accuracy, misclassified,
-    per_class_scores, predict_probabilities, results_table,
+    accuracy,
+    average_probabilities,
+    confusion_matrix,
+    evaluate_run,
+    majority_class_accuracy,
+    misclassified,
+    per_class_scores,
+    predict_probabilities,
+    results_table,
 )
 from digits.model import build_model
+from digits.records import weak_run_note
 from digits.report import summary_markdown
-from digits.runs import weak_run_note
-from test_runs import make_finished_run
 
 TRUE = np.array([0, 0, 1, 1, 2, 2])
 PREDICTED = np.array([0, 1, 1, 1, 2, 0])
@@ -59,14 +65,14 @@ def test_majority_class_baseline():
 
 
 def test_results_table_adds_the_latest_baseline_run_when_there_is_one(tmp_path):
-    metrics = {"run": "strided-e12-s42", "arch": "strided", "val_accuracy": 0.99, "test_accuracy": 0.995, "epochs": 12}
-    table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), None)
+    run = fake_finished_run(tmp_path, "2026-01-02T00:00:00+00:00", 0.99, test_accuracy=0.995, epochs=12)
+    metrics = json.loads((run.folder / "metrics.json").read_text())
+    table = results_table(metrics, run, np.array([1, 1, 2]), np.array([1, 2]), None)
     assert table["model"].tolist() == [
-        "strided-e12-s42 (this run)", "original write-up (Kaggle score as test)", "majority class"]
-    make_finished_run(tmp_path, "baseline-e10-s42", "2026-01-01T00:00:00+00:00", 0.991, epochs=10,
-                      arch="baseline", test_accuracy=0.992)
-    table = results_table(metrics, tmp_path, np.array([1, 1, 2]), np.array([1, 2]), np.array([1, 1, 1, 2]))
-    assert table.loc[1, "model"] == "baseline-e10-s42 (baseline network)" and table.loc[1, "test accuracy"] == 0.992
+        f"{run.name} (this run)", "original write-up (Kaggle score as test)", "majority class"]
+    baseline = fake_finished_run(tmp_path, "2026-01-01T00:00:00+00:00", 0.991, test_accuracy=0.992, arch="baseline")
+    table = results_table(metrics, run, np.array([1, 1, 2]), np.array([1, 2]), np.array([1, 1, 1, 2]))
+    assert table.loc[1, "model"] == f"{baseline.name} (baseline network)" and table.loc[1, "test accuracy"] == 0.992
     assert table.loc[3, "validation accuracy"] == 0.5 and table.loc[3, "test accuracy"] == 0.75
 
 
@@ -80,8 +86,9 @@ def test_results_table_adds_the_latest_baseline_run_when_there_is_one(tmp_path):
 def test_the_weak_run_sentence_appears_only_for_a_weak_run(arch, n_train, val_accuracy, weak):
     note = weak_run_note({"arch": arch, "val_accuracy": val_accuracy, "n_train": n_train, "epochs": 2})
     assert bool(note) == weak
-    if weak:
+    if weak:  # the sentence says what made the run quick: its images and epochs
         assert note.startswith("This is a quick run, not a result") and f"{val_accuracy:.2%}" in note
+        assert note.endswith(f"(this run: {n_train:,} images, 2 epochs).")
 
 
 def test_an_ensemble_averages_probabilities_not_votes():
@@ -91,12 +98,6 @@ def test_an_ensemble_averages_probabilities_not_votes():
     assert average.argmax(axis=1).tolist() == [0]  # two of three members vote 1; their mean probability says 0
     with pytest.raises(ValueError, match="at least one member"):
         average_probabilities([])
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, mnist) -> tuple[Path, Path]:
-    """A finished one-epoch run on 300 MNIST images, with tiny Kaggle-format data beside it."""
-    return train_tiny_run(tmp_path_factory.mktemp("ensemble"), mnist, 300, "first")
 
 
 def test_predicting_with_many_models_matches_keras_and_warns_of_nothing(small_train, caplog):
@@ -112,43 +113,48 @@ def test_predicting_with_many_models_matches_keras_and_warns_of_nothing(small_tr
     np.testing.assert_allclose(probabilities, models[-1].predict(images[:99], verbose=0), rtol=1e-5, atol=1e-6)
 
 
-def test_an_ensemble_of_identical_members_equals_a_member(trained_run):
-    run_dir, data_dir = trained_run
-    twin = run_dir.parent / "twin"
-    shutil.copytree(run_dir, twin, dirs_exist_ok=True)
-    ensemble = run_dir.parent / "pair"
-    runs.start_run(ensemble, runs.read_metrics(run_dir), [run_dir, twin])
-    single, pair = evaluate_run(run_dir, data_dir), evaluate_run(ensemble, data_dir)
-    np.testing.assert_allclose(pair.probabilities, single.probabilities, atol=1e-6)
-    assert pair.metrics["test_accuracy"] == single.metrics["test_accuracy"] > 0.3
-    assert pair.metrics["kind"] == "ensemble" and pair.metrics["members"] == ["first", "twin"]
-    assert pair.members["model"].tolist() == ["first", "twin", "pair (average of the 2)"]
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory, mnist):
+    """A trained two-run ensemble (one epoch each on 300 MNIST images), with tiny Kaggle-format data beside it."""
+    return train_tiny_run(tmp_path_factory.mktemp("ensemble"), mnist, 300, ensemble=2)
+
+
+def copy_of(run: runs.Run, tmp_path: Path) -> runs.Run:
+    """The run, its members and data copied into tmp_path, to change as a test likes."""
+    shutil.copytree(run.models_dir, tmp_path / "models")
+    shutil.copytree(run.data_dir, tmp_path / "data")
+    return runs.find(run.name, tmp_path / "data", tmp_path / "models")
+
+
+def test_an_ensemble_of_identical_members_equals_a_member(pair, tmp_path):
+    ensemble = copy_of(pair, tmp_path)
+    first, second = ensemble.members
+    for name in ("model.keras", "history.csv"):  # the second member becomes a twin of the first
+        shutil.copyfile(first.folder / name, second.folder / name)
+    single, both = evaluate_run(first), evaluate_run(ensemble)
+    np.testing.assert_allclose(both.probabilities, single.probabilities, atol=1e-6)
+    assert both.metrics["test_accuracy"] == single.metrics["test_accuracy"] > 0.3
+    assert both.metrics["kind"] == "ensemble" and both.metrics["members"] == [first.name, second.name]
+    assert both.members["model"].tolist() == [first.name, second.name, f"{ensemble.name} (average of the 2)"]
     # The report counts the weights of both members, not one.
-    assert f"| 2 × {single.metrics['params']:,} |" in summary_markdown(pair.metrics, None)
+    assert f"| 2 × {single.metrics['params']:,} |" in summary_markdown(both.metrics, None)
 
 
-def test_an_ensemble_keeps_only_what_its_members_share(trained_run):
-    run_dir, data_dir = trained_run
-    first = run_dir.parent / "with extras"
-    shutil.copytree(run_dir, first, dirs_exist_ok=True)
-    metrics = runs.read_metrics(first)
+def test_an_ensemble_keeps_only_what_its_members_share(pair, tmp_path):
+    ensemble = copy_of(pair, tmp_path)
+    first = ensemble.members[0]
+    metrics = json.loads((first.folder / "metrics.json").read_text())
     metrics.update(val_loss=9.0, wall_seconds=12.5)  # this member's own loss, and a key only it has
-    (first / "metrics.json").write_text(json.dumps(metrics))
-    ensemble = run_dir.parent / "shared"
-    runs.start_run(ensemble, metrics, [first, run_dir])
-    result = evaluate_run(ensemble, data_dir).metrics
+    (first.folder / "metrics.json").write_text(json.dumps(metrics))
+    result = evaluate_run(ensemble).metrics
     assert "val_loss" not in result and "wall_seconds" not in result
     assert result["arch"] == metrics["arch"] and result["n_train"] == metrics["n_train"]
-    assert result["members"] == ["with extras", run_dir.name]
+    assert result["members"] == [member.name for member in ensemble.members]
 
 
-def test_a_damaged_member_is_reported_by_name(trained_run):
-    run_dir, data_dir = trained_run
-    broken = run_dir.parent / "broken member"
-    shutil.copytree(run_dir, broken, dirs_exist_ok=True)
-    model = broken / "model.keras"
-    model.write_bytes(model.read_bytes()[:1000])
-    ensemble = run_dir.parent / "with a broken member"
-    runs.start_run(ensemble, runs.read_metrics(run_dir), [run_dir, broken])
-    with pytest.raises(ValueError, match="broken member/model.keras: not a Keras model file"):
-        evaluate_run(ensemble, data_dir)
+def test_a_damaged_member_is_reported_by_name(pair, tmp_path):
+    ensemble = copy_of(pair, tmp_path)
+    broken = ensemble.members[1].folder / "model.keras"
+    broken.write_bytes(broken.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=f"{ensemble.members[1].name}/model.keras: not a Keras model file"):
+        evaluate_run(ensemble)

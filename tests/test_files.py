@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import pytest
+
 from digits.files import atomic_path, write_text_atomic
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "metrics.json"
     write_text_atomic(target, "good")
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as temporary:
-            temporary.write_text("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic_path(target) as temporary:
+        temporary.write_text("half")
+        raise RuntimeError("interrupted")
     assert target.read_text() == "good"
     assert [path.name for path in tmp_path.iterdir()] == ["metrics.json"]
 

@@ -32,3 +32,20 @@ def test_notebook_has_title_and_one_typed_parameters_cell(path):
         assert ": " in line.split("=")[0] and "  # " in line, f"untyped or uncommented parameter: {line}"
     assert notebook["metadata"]["kernelspec"]["name"] == "digit-recognizer"
     assert not any("def " in "".join(cell["source"]) for cell in cells if cell["cell_type"] == "code")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_is_committed_as_jupyterlab_saves_it_through_the_git_filter(path):
+    """nbformat 4.5, cell ids 0, 1, 2... (nbstripout's), no language_info: an unedited save changes nothing."""
+    notebook = json.loads(path.read_text())
+    assert (notebook["nbformat"], notebook["nbformat_minor"]) == (4, 5)
+    assert [cell["id"] for cell in notebook["cells"]] == [str(index) for index in range(len(notebook["cells"]))]
+    assert set(notebook["metadata"]) == {"kernelspec"}
+    assert path.read_text() == json.dumps(notebook, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_markdown_reads_the_same_in_jupyterlab_and_the_book(path):
+    markdown = "".join("".join(cell["source"]) for cell in json.loads(path.read_text())["cells"]
+                       if cell["cell_type"] == "markdown")
+    assert ":::" not in markdown and "{." not in markdown  # Quarto-only syntax shows raw in JupyterLab

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import PROJECT_ROOT, train_tiny_run
+from conftest import PROJECT_ROOT, run_pipeline, train_tiny_run
 from digits.predict import (
     ImageProblem,
     centre_of_mass,
@@ -143,9 +140,9 @@ def write_mixed_folder(folder: Path, mnist: dict[str, np.ndarray]) -> Path:
 
 
 @pytest.fixture(scope="module")
-def trained_run(tmp_path_factory, mnist) -> Path:
-    """A finished one-epoch run on 1000 MNIST images, named `tiny`."""
-    return train_tiny_run(tmp_path_factory.mktemp("predict"), mnist, 1000, "tiny")[0]
+def trained_run(tmp_path_factory, mnist):
+    """A finished one-epoch run on 1000 MNIST images."""
+    return train_tiny_run(tmp_path_factory.mktemp("predict"), mnist, 1000)
 
 
 @pytest.fixture(scope="module")
@@ -205,42 +202,45 @@ def test_predictions_are_written_and_drawn(mixed_predictions, tmp_path):
 # --- Command line -------------------------------------------------------------------------------
 
 
-def predict_command(*arguments: str) -> subprocess.CompletedProcess:
-    """`python -m digits.predict ARGUMENTS` from the project's folder, whatever IMAGES, RUN or MODELS_DIR say."""
-    environment = {key: value for key, value in os.environ.items() if key not in ("IMAGES", "RUN", "MODELS_DIR")}
-    return subprocess.run([sys.executable, "-m", "digits.predict", *arguments], cwd=PROJECT_ROOT, env=environment,
-                          capture_output=True, text=True, timeout=300, check=False)
+def predict_command(run, *arguments: str):
+    """`make predict ARGUMENTS` as the pipeline runs it, on the run's models and data folders."""
+    return run_pipeline(PROJECT_ROOT, "predict", f"MODELS_DIR={run.models_dir}", f"DATA_DIR={run.data_dir}",
+                        *arguments)
 
 
-def test_the_command_predicts_a_folder_into_the_run(trained_run, mnist, tmp_path):
+def test_the_command_predicts_a_folder_into_a_folder_of_its_own(trained_run, mnist, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
     mnist_on_paper(mnist["test_images"][0]).save(folder / "seven.png")
     (folder / "note.png").write_text("not a picture")
-    result = predict_command("--images", str(folder), "--models-dir", str(trained_run.parent), "--run", "tiny")
-    assert result.returncode == 0, result.stderr
-    written = pd.read_csv(trained_run / "predictions.csv", keep_default_na=False)
+    results = [predict_command(trained_run, f"IMAGES={folder}", f"RUN={trained_run.name}") for _ in range(2)]
+    assert [result.returncode for result in results] == [0, 0], results[0].stderr
+    calls = sorted((trained_run.folder / "predictions").iterdir())
+    assert len(calls) == 2  # each call keeps its own folder: the first one's predictions are still there
+    written = pd.read_csv(calls[0] / "predictions.csv", keep_default_na=False)
     assert written["file"].tolist() == ["note.png", "seven.png"] and written["problem"][0].startswith("not an image")
-    assert (trained_run / "predictions.png").stat().st_size > 1000
-    assert "seven.png" in result.stdout and "%" in result.stdout and "predictions.csv" in result.stdout
+    assert (calls[0] / "predictions.png").stat().st_size > 1000
+    assert "seven.png" in results[0].stdout and "%" in results[0].stdout and "predictions.csv" in results[0].stdout
 
 
 def test_the_command_fails_when_no_file_can_be_predicted(trained_run, tmp_path):
     Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
-    result = predict_command("--images", str(tmp_path), "--models-dir", str(trained_run.parent))
+    result = predict_command(trained_run, f"IMAGES={tmp_path}")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: none of the 1 file(s) could be predicted"
     assert "blank: no ink found" in result.stdout
 
 
 @pytest.mark.parametrize("images, run, message", [
-    ("missing", "tiny", "missing: no such file or folder"),
+    ("missing", "", "missing: no such file or folder"),
     ("data/samples", "nope", "no run 'nope' in "),
-    ("data/samples", "", "no finished run in "),
+    ("data/samples", "elsewhere", "no finished run in "),
+    ("", "", "no images given: make predict IMAGES="),
 ])
 def test_the_command_reports_a_bad_path_or_run_in_one_line(trained_run, tmp_path, images, run, message):
-    models_dir = trained_run.parent if run else tmp_path
-    result = predict_command("--images", str(tmp_path / images if images == "missing" else PROJECT_ROOT / images),
-                             "--models-dir", str(models_dir), "--run", run)
+    models = tmp_path if run == "elsewhere" else trained_run.models_dir
+    images = str(tmp_path / images) if images == "missing" else str(PROJECT_ROOT / images) if images else ""
+    result = run_pipeline(PROJECT_ROOT, "predict", f"MODELS_DIR={models}", f"DATA_DIR={trained_run.data_dir}",
+                          f"IMAGES={images}", f"RUN={'' if run == 'elsewhere' else run}")
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ") and message in result.stderr

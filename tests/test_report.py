@@ -13,9 +13,10 @@ import matplotlib.image
 import nbformat
 import numpy as np
 import pytest
-from conftest import copy_project, run_make, write_tiny_data
-from digits.report import HIDE_OPTION, tidy_for_report
 from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from conftest import QUICK, commit_all, copy_project, run_make, write_tiny_data
+from digits.notebook import HIDE_OPTION, tidy_for_report
 
 TENSORFLOW_NOTES = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -23,7 +24,7 @@ TENSORFLOW_NOTES = (
 )
 
 
-def test_tidy_hides_parameters_and_drops_only_tensorflow_notes(tmp_path):
+def test_tidy_hides_the_parameters_cells_and_keeps_every_output(tmp_path):
     notebook = new_notebook(cells=[
         new_code_cell("epochs: int = 3  # how long", metadata={"tags": ["parameters"]}),
         new_code_cell("# Parameters\nepochs = 1", metadata={"tags": ["injected-parameters"]}),
@@ -41,7 +42,7 @@ def test_tidy_hides_parameters_and_drops_only_tensorflow_notes(tmp_path):
     assert cells[0].source == f"{HIDE_OPTION}\nepochs: int = 3  # how long"
     assert cells[1].source.startswith(HIDE_OPTION) and cells[1].source.count(HIDE_OPTION) == 1
     assert [output.text for output in cells[2].outputs] == [
-        "UserWarning: something worth reading\n", "I0000 is fine on stdout\n"]
+        TENSORFLOW_NOTES, "UserWarning: something worth reading\n", "I0000 is fine on stdout\n"]
     assert not cells[2].source.startswith(HIDE_OPTION)
 
 
@@ -52,7 +53,6 @@ RESOURCE_FROM_NETWORK = re.compile(
     r"|url\(\s*[\"']?(?:https?:)?//|@import\s+[\"']?(?:url\()?\s*[\"']?(?:https?:)?//",
     re.IGNORECASE,
 )
-QUICK = ("EPOCHS=1", "BATCH_SIZE=64", "DATA_DIR=tiny data")
 
 
 def test_the_detector_finds_network_loads():
@@ -69,8 +69,7 @@ def book_project(tmp_path_factory, mnist) -> Path:
     """A copy of the project under git, with a quick run rendered as the fallback page."""
     project = copy_project(tmp_path_factory.mktemp("report") / "report's clone")
     write_tiny_data(project / "tiny data", mnist)
-    for command in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"]):
-        subprocess.run(["git", *command], cwd=project, check=True)
+    commit_all(project)
     result = run_make(project, "all", *QUICK)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return project
@@ -101,6 +100,7 @@ def assert_shows_figures_and_tables(pixels: np.ndarray) -> None:
     assert len(np.unique((pixels * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 200
 
 
+@pytest.mark.slow
 def test_fallback_page_is_one_self_contained_file(book_project):
     page = (book_project / "report" / "_book" / "index.html").read_text()
     metrics = current_run(book_project)
@@ -116,6 +116,7 @@ def test_fallback_page_is_one_self_contained_file(book_project):
     assert "This is a quick run, not a result" in page and 'class="callout' in page
 
 
+@pytest.mark.slow
 def test_make_report_leaves_git_status_clean(book_project):
     status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=book_project,
                             capture_output=True, text=True, check=True).stdout
@@ -123,6 +124,7 @@ def test_make_report_leaves_git_status_clean(book_project):
     assert [line for line in status.splitlines() if "tiny data" not in line] == []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_fallback_summary_shows_its_figures_and_tables_in_chromium(book_project, tmp_path):
     assert_shows_figures_and_tables(screenshot(book_project / "report" / "_book" / "index.html", tmp_path / "a.png"))
@@ -133,11 +135,12 @@ def quarto_book(book_project) -> Path:
     """The same run rendered by Quarto into report/_book/."""
     if shutil.which("quarto") is None:
         pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the Quarto book is not tested here")
-    result = run_make(book_project, "report", *QUICK, QUARTO="quarto")
+    result = run_make(book_project, "report", *QUICK, "QUARTO=quarto")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return book_project / "report" / "_book"
 
 
+@pytest.mark.slow
 def test_quarto_book_loads_nothing_from_the_network(quarto_book):
     files = [*quarto_book.rglob("*.html"), *quarto_book.rglob("*.css")]
     assert len(files) >= 6
@@ -145,6 +148,7 @@ def test_quarto_book_loads_nothing_from_the_network(quarto_book):
     assert {name: found for name, found in loads.items() if found} == {}
 
 
+@pytest.mark.slow
 def test_quarto_book_has_every_chapter_search_and_the_runs(quarto_book, book_project):
     metrics = current_run(book_project)
     index = (quarto_book / "index.html").read_text()
@@ -156,6 +160,7 @@ def test_quarto_book_has_every_chapter_search_and_the_runs(quarto_book, book_pro
     assert "This is a quick run, not a result" in index and "callout-warning" in index
 
 
+@pytest.mark.slow
 def test_quarto_summary_numbers_its_figures_as_it_refers_to_them(quarto_book):
     index = (quarto_book / "index.html").read_text()
     captions = re.findall(r"<figcaption[^>]*>\s*(Figure&nbsp;[\d.]+|Figure [\d.]+)", index)
@@ -164,6 +169,7 @@ def test_quarto_summary_numbers_its_figures_as_it_refers_to_them(quarto_book):
     assert set(references) <= set(captions), (references, captions)
 
 
+@pytest.mark.slow
 def test_quarto_pages_show_no_absolute_path_and_wrap_code(quarto_book, book_project):
     for page in quarto_book.rglob("*.html"):
         text = page.read_text()
@@ -172,6 +178,7 @@ def test_quarto_pages_show_no_absolute_path_and_wrap_code(quarto_book, book_proj
     assert "pre>code.sourceCode{white-space:pre-wrap" in bootstrap.read_text()  # long code lines wrap
 
 
+@pytest.mark.slow
 def test_quarto_summary_table_of_contents_lists_its_sections(quarto_book):
     index = (quarto_book / "index.html").read_text()
     toc = index[index.index('id="TOC"'):]
@@ -181,10 +188,12 @@ def test_quarto_summary_table_of_contents_lists_its_sections(quarto_book):
     assert 'class="collapse"' not in toc  # unfolded without scripts, as a page opened from disk shows it
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_quarto_summary_shows_its_figures_and_tables_in_chromium(quarto_book, tmp_path):
     assert_shows_figures_and_tables(screenshot(quarto_book / "index.html", tmp_path / "q.png"))
 
 
+@pytest.mark.slow
 def test_quarto_leaves_git_status_clean(quarto_book, book_project):
     test_make_report_leaves_git_status_clean(book_project)

@@ -6,32 +6,39 @@ import keras
 import numpy as np
 import pytest
 
-from digits.config import ARCHITECTURES, RECIPES, make_plan
-from digits.data import split_train_validation, to_images
-from digits.model import BUILDERS, build_model, load_model
-from digits.runs import run_metrics, save_run, train_run
-from digits.train import recalibrate_batch_norm
+from conftest import write_tiny_data
+from digits import records, runs
+from digits.config import ARCHITECTURES, Conv
+from digits.data import Split, split_train_validation, to_images
+from digits.model import build_model, load_model
+from digits.train import fit_run, recalibrate_batch_norm, save_run
 
 
-def tiny_plan(arch: str = "strided", epochs: int = 2, seed: int = 1):
-    """A fast plan: small batches, the architecture's own recipe otherwise."""
-    return make_plan(arch, epochs=epochs, batch_size=50, seed=seed)
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, mnist):
+    """600 MNIST rows in Kaggle's format: what the tiny runs below are named after."""
+    return write_tiny_data(tmp_path_factory.mktemp("train") / "data", mnist)
 
 
-def parameters_of(plan) -> dict:
-    """The run parameters of a tiny plan, as the notebooks check them."""
-    return {"arch": plan.arch, "epochs": plan.epochs, "seed": plan.seed, "batch_size": plan.batch_size,
-            "sample_size": 600, "validation_fraction": 0.1, "augment": None}
+def tiny_run(data_dir, models_dir, arch: str = "strided", epochs: int = 2, seed: int = 1) -> runs.Run:
+    """A fast run: small batches, the architecture's own recipe otherwise."""
+    return runs.resolve({"arch": arch, "epochs": epochs, "batch_size": 50, "seed": seed, "data_dir": data_dir,
+                         "models_dir": models_dir})
 
 
-def fit(small_train, tmp_path, plan, callbacks=()):
+def fit(small_train, run, callbacks=()):
     """Train on 500 images, validate on 100."""
     images, labels = small_train
-    return train_run(plan, images[:500], labels[:500], images[500:], labels[500:], tmp_path, tuple(callbacks))
+    return fit_run(run, Split(images[:500], labels[:500], images[500:], labels[500:]), tuple(callbacks))
 
 
-def test_every_architecture_has_a_builder_and_recipe():
-    assert set(ARCHITECTURES) == set(BUILDERS) == set(RECIPES)
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_every_architecture_is_built_as_its_description_says(arch):
+    model = build_model(arch, augment=False)
+    convolutions = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    described = [layer for layer in ARCHITECTURES[arch] if isinstance(layer, Conv)]
+    assert [(c.filters, c.kernel_size[0], c.strides[0]) for c in convolutions] == [
+        (layer.filters, layer.kernel, layer.stride) for layer in described]
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
@@ -50,17 +57,17 @@ def test_unknown_architecture_lists_the_known_ones():
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_loss_falls_over_two_epochs(arch, small_train, tmp_path):
-    history = fit(small_train, tmp_path, tiny_plan(arch)).history
+def test_loss_falls_over_two_epochs(arch, small_train, data_dir, tmp_path):
+    history = fit(small_train, tiny_run(data_dir, tmp_path, arch)).history
     assert history["loss"].iloc[1] < history["loss"].iloc[0]
     assert list(history["epoch"]) == [1, 2]
 
 
-def test_same_seed_same_history_other_seed_differs(small_train, tmp_path):
+def test_same_seed_same_history_other_seed_differs(small_train, data_dir, tmp_path):
     columns = ["loss", "accuracy", "val_loss", "val_accuracy"]
-    first = fit(small_train, tmp_path / "a", tiny_plan(seed=7)).history
-    again = fit(small_train, tmp_path / "b", tiny_plan(seed=7)).history
-    other = fit(small_train, tmp_path / "c", tiny_plan(seed=8)).history
+    first = fit(small_train, tiny_run(data_dir, tmp_path / "a", seed=7)).history
+    again = fit(small_train, tiny_run(data_dir, tmp_path / "b", seed=7)).history
+    other = fit(small_train, tiny_run(data_dir, tmp_path / "c", seed=8)).history
     assert first[columns].equals(again[columns])
     assert not first[columns].equals(other[columns])
 
@@ -78,13 +85,13 @@ class InterruptAtEpoch(keras.callbacks.Callback):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_interrupted_run_resumes_to_the_same_weights(arch, small_train, tmp_path):
-    plan = tiny_plan(arch)
-    straight = fit(small_train, tmp_path / "straight", plan)
+def test_interrupted_run_resumes_to_the_same_weights(arch, small_train, data_dir, tmp_path):
+    straight = fit(small_train, tiny_run(data_dir, tmp_path / "straight", arch))
+    interrupted = tiny_run(data_dir, tmp_path / "resumed", arch)
     with pytest.raises(KeyboardInterrupt):
-        fit(small_train, tmp_path / "resumed", plan, [InterruptAtEpoch(1)])
-    assert (tmp_path / "resumed" / "checkpoint" / "model.keras").is_file()
-    resumed = fit(small_train, tmp_path / "resumed", plan)
+        fit(small_train, interrupted, [InterruptAtEpoch(1)])
+    assert (interrupted.folder / "checkpoint" / "model.keras").is_file()
+    resumed = fit(small_train, interrupted)
     assert resumed.resumed_after_epoch == 1 and not straight.resumed_after_epoch
     for expected, actual in zip(straight.model.get_weights(), resumed.model.get_weights(), strict=True):
         np.testing.assert_array_equal(expected, actual)
@@ -92,21 +99,26 @@ def test_interrupted_run_resumes_to_the_same_weights(arch, small_train, tmp_path
     assert resumed.fingerprint == straight.fingerprint
 
 
-def test_checkpoint_of_other_parameters_is_not_resumed(small_train, tmp_path):
+def test_checkpoint_of_other_data_is_not_resumed(small_train, data_dir, tmp_path, capsys):
+    run = tiny_run(data_dir, tmp_path)
     with pytest.raises(KeyboardInterrupt):
-        fit(small_train, tmp_path, tiny_plan(seed=1), [InterruptAtEpoch(1)])
-    other = fit(small_train, tmp_path, tiny_plan(seed=2, epochs=1))
-    assert other.resumed_after_epoch == 0 and len(other.history) == 1
+        fit(small_train, run, [InterruptAtEpoch(1)])
+    images, labels = small_train
+    other = fit_run(run, Split(images[100:600], labels[100:600], images[:100], labels[:100]))
+    assert other.resumed_after_epoch == 0 and len(other.history) == 2
+    assert "discarding the checkpoint" in capsys.readouterr().out
 
 
-def test_finished_run_is_reused_only_with_the_same_parameters(small_train, tmp_path):
-    plan = tiny_plan(epochs=1)
-    first = fit(small_train, tmp_path, plan)
-    save_run(first, run_metrics(tmp_path, parameters_of(plan), first, 500, 100), tmp_path)
-    assert not (tmp_path / "checkpoint").exists()
-    again = fit(small_train, tmp_path, plan)
+def test_finished_run_is_reused_only_with_the_same_data(small_train, data_dir, tmp_path):
+    run = tiny_run(data_dir, tmp_path, epochs=1)
+    first = fit(small_train, run)
+    images, labels = small_train
+    save_run(run, first, Split(images[:500], labels[:500], images[500:], labels[500:]))
+    assert not (run.folder / "checkpoint").exists() and records.is_finished(run.folder)
+    again = fit(small_train, run)
     assert again.reused and again.history["val_loss"].equals(first.history["val_loss"])
-    assert not fit(small_train, tmp_path, tiny_plan(epochs=1, seed=5)).reused
+    other_data = fit_run(run, Split(images[100:600], labels[100:600], images[:100], labels[:100]))
+    assert not other_data.reused
 
 
 def test_stratified_split_keeps_class_proportions(small_train):
@@ -141,13 +153,13 @@ def test_saved_model_loads_and_bad_files_are_clear_errors(small_train, tmp_path)
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_a_small_run_scores_far_above_chance_on_held_out_images(arch, mnist, tmp_path):
+def test_a_small_run_scores_far_above_chance_on_held_out_images(arch, mnist, data_dir, tmp_path):
     """Two epochs on 2,000 images, judged on 1,000 MNIST test images the network never saw, in inference mode."""
     images = to_images(mnist["train_images"][:2000].reshape(-1, 784))
     labels = mnist["train_labels"][:2000].astype(np.int64)
     test_images = to_images(mnist["test_images"][:1000].reshape(-1, 784))
-    plan = make_plan(arch, epochs=2, seed=3)
-    result = train_run(plan, images[:1800], labels[:1800], images[1800:], labels[1800:], tmp_path)
+    run = runs.resolve({"arch": arch, "epochs": 2, "seed": 3, "data_dir": data_dir, "models_dir": tmp_path})
+    result = fit_run(run, Split(images[:1800], labels[:1800], images[1800:], labels[1800:]))
     predicted = result.model.predict(test_images, verbose=0).argmax(axis=1)
     test_accuracy = float(np.mean(predicted == mnist["test_labels"][:1000]))
     assert test_accuracy > 0.7, f"{arch}: {test_accuracy:.3f} on held-out images (chance is 0.1)"

@@ -17,8 +17,8 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from digits.config import shown
-from digits.data import TEST_COLUMNS, TRAIN_COLUMNS, read_pixels_csv
+from digits.data import TEST_COLUMNS, TRAIN_COLUMNS, count_rows, read_pixels_csv
+from digits.display import shown
 from digits.submission import read_submission
 
 COMPETITION = "digit-recognizer"
@@ -98,10 +98,15 @@ def submission_message(metrics: Mapping) -> str:
     return f"digit-recognizer run {metrics['run']}: validation accuracy {metrics['val_accuracy']:.2%}"
 
 
-def submit(run_dir: Path, metrics: Mapping, kaggle: str = "kaggle") -> str:
-    """Check the run's submission.csv, then submit it to the competition; return the Kaggle command's answer."""
+def check_submission(path: Path, test_csv: Path) -> None:
+    """ValueError naming the file unless it is a submission Kaggle accepts: header, ids 1..n, digits, one per test image."""
+    read_submission(path, expected_rows=count_rows(test_csv))
+
+
+def submit(run_dir: Path, test_csv: Path, metrics: Mapping, kaggle: str = "kaggle") -> str:
+    """Check the run's submission.csv against test.csv, then submit it; return the Kaggle command's answer."""
     path = run_dir / "submission.csv"
-    read_submission(path)
+    check_submission(path, test_csv)
     problem = missing_credentials()
     if problem:
         raise ValueError(problem)

@@ -15,14 +15,17 @@ import hashlib
 import json
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from digits.config import IMAGE_SIDE, N_CLASSES, N_PIXELS, SPLIT_SEED, check_validation_fraction, raw_mnist_dir
+from digits.config import IMAGE_SIDE, N_CLASSES, N_PIXELS, SPLIT_SEED
 from digits.files import atomic_path, sha256_of, write_text_atomic
+from digits.parameters import check_validation_fraction
+from digits.paths import raw_mnist_dir
 from digits.submission import read_submission
 
 PIXEL_COLUMNS = [f"pixel{index}" for index in range(N_PIXELS)]
@@ -251,6 +254,18 @@ def prepare_data(data_dir: str | Path) -> dict[str, object]:
     return summary
 
 
+def count_rows(path: Path) -> int:
+    """The data rows of a CSV file (its lines but the header), counted without parsing; 0 when it is missing."""
+    if not Path(path).is_file():
+        return 0
+    lines, last = 0, b"\n"
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 24), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n") - 1
+
+
 def data_tag(data_dir: Path) -> str:
     """"" for the train.csv written from the embedded MNIST, else "d" and the start of its SHA-256.
 
@@ -278,17 +293,22 @@ def overview(train_images: np.ndarray, train_labels: np.ndarray, test_images: np
     )
 
 
-def load_split(data_dir: Path, sample_size: int,
-               validation_fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """train.csv (its first sample_size rows when sample_size > 0), split stratified by digit.
+class Split(NamedTuple):
+    """Training and validation images (n, 28, 28, 1) in [0, 1] and their labels."""
 
-    Returns training images, training labels, validation images, validation labels.
-    """
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    validation_images: np.ndarray
+    validation_labels: np.ndarray
+
+
+def load_split(data_dir: Path, sample_size: int, validation_fraction: float) -> Split:
+    """train.csv (its first sample_size rows when sample_size > 0), split stratified by digit."""
     images, labels = load_train(Path(data_dir) / "train.csv")
     if sample_size:
         images, labels = images[:sample_size], labels[:sample_size]
     train_index, validation_index = split_train_validation(labels, validation_fraction)
-    return images[train_index], labels[train_index], images[validation_index], labels[validation_index]
+    return Split(images[train_index], labels[train_index], images[validation_index], labels[validation_index])
 
 
 def split_train_validation(labels: np.ndarray, fraction: float,

@@ -2,25 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime, timezone
 
 import keras
 import numpy as np
 import pandas as pd
 
+from digits import records
 from digits.config import N_CLASSES
 from digits.data import load_split, load_test, load_test_labels
+from digits.files import write_frame_atomic
 from digits.model import load_model
-from digits.runs import (
-    check_ready,
-    ensemble_metrics,
-    finished_runs,
-    is_ensemble,
-    read_metrics,
-    record_scores,
-    save_metrics,
-)
+from digits.runs import Run, check_ready, kept_runs
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -60,52 +55,72 @@ class RunEvaluation:
         return self.probabilities.argmax(axis=1)
 
 
-def predict_run(run_dir: Path, images: np.ndarray) -> np.ndarray:
+def predict_run(run: Run, images: np.ndarray) -> np.ndarray:
     """Class probabilities of a run's model, or the average of an ensemble's members."""
-    members = check_ready(run_dir)
-    return average_probabilities([predict_probabilities(load_model(member / "model.keras"), images)
-                                  for member in members])
+    check_ready(run)
+    return average_probabilities([predict_probabilities(load_model(member.folder / "model.keras"), images)
+                                  for member in run.trained])
 
 
-def _score(labels: np.ndarray | None, probabilities: np.ndarray | None) -> float | None:
+def _score(labels: np.ndarray | None, probabilities: np.ndarray) -> float | None:
     """Accuracy of the most probable digit, or None without labels."""
     return None if labels is None else accuracy(labels, probabilities.argmax(axis=1))
 
 
-def evaluate_run(run_dir: Path, data_dir: Path) -> RunEvaluation:
+def ensemble_metrics(run: Run, val_accuracy: float | None, test_accuracy: float | None) -> dict:
+    """The metrics.json record of an ensemble: what its members share, their total time, its own scores."""
+    members = [records.read_metrics(member.folder) for member in run.members]
+    seconds = sum(member["train_seconds"] for member in members)
+    return {
+        # Only what every member has alike (parameters, data sizes, versions): not one member's scores or extras.
+        **{key: value for key, value in members[0].items() if all(m.get(key) == value for m in members[1:])},
+        "run": run.name,
+        "kind": "ensemble",
+        "members": [member.name for member in run.members],
+        "seed": f"{members[0]['seed']}-{members[-1]['seed']}",
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(sum(m.get("n_train", 0) * m["epochs"] for m in members) / max(seconds, 1e-9), 1),
+        "val_accuracy": val_accuracy,
+        "test_accuracy": test_accuracy,
+        "fingerprint": hashlib.sha256(" ".join(m["fingerprint"] for m in members).encode()).hexdigest()[:16],
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def evaluate_run(run: Run) -> RunEvaluation:
     """Score a run, or an ensemble and each member, on the validation and (when labelled) the test images.
 
     Records test_accuracy in each scored run's metrics.json; an ensemble gets a metrics.json of its own.
     """
-    members = check_ready(run_dir)
-    first = read_metrics(members[0])  # every member shares the data, the sample and the split
-    _, train_labels, validation_images, validation_labels = load_split(
-        data_dir, first["sample_size"], first["validation_fraction"])
-    test_images = load_test(Path(data_dir) / "test.csv")
-    test_labels = load_test_labels(data_dir, len(test_images))
+    check_ready(run)
+    split = load_split(run.data_dir, run.sample_size, run.validation_fraction)
+    test_images = load_test(run.data_dir / "test.csv")
+    test_labels = load_test_labels(run.data_dir, len(test_images))
     rows, validation_probabilities, test_probabilities = [], [], []
-    for member in members:
-        trained = load_model(member / "model.keras")
-        validation_probabilities.append(predict_probabilities(trained, validation_images))
+    for member in run.trained:
+        trained = load_model(member.folder / "model.keras")
+        validation_probabilities.append(predict_probabilities(trained, split.validation_images))
         test_probabilities.append(predict_probabilities(trained, test_images))
-        metrics = record_scores(member, test_accuracy=_score(test_labels, test_probabilities[-1]))
+        metrics = records.record_scores(member.folder, test_accuracy=_score(test_labels, test_probabilities[-1]))
         rows.append({"model": member.name,
-                     "validation accuracy": _score(validation_labels, validation_probabilities[-1]),
+                     "validation accuracy": _score(split.validation_labels, validation_probabilities[-1]),
                      "test accuracy": metrics["test_accuracy"]})
     validation_average = average_probabilities(validation_probabilities)
     test_average = average_probabilities(test_probabilities)
-    if is_ensemble(run_dir):
-        metrics = ensemble_metrics(run_dir, _score(validation_labels, validation_average),
+    if run.members:
+        metrics = ensemble_metrics(run, _score(split.validation_labels, validation_average),
                                    _score(test_labels, test_average))
-        save_metrics(run_dir, metrics)
-        rows.append({"model": f"{run_dir.name} (average of the {len(members)})",
+        records.save_metrics(run.folder, metrics)
+        rows.append({"model": f"{run.name} (average of the {run.ensemble})",
                      "validation accuracy": metrics["val_accuracy"], "test accuracy": metrics["test_accuracy"]})
-    scores = read_metrics(run_dir), pd.DataFrame(rows)
+    metrics, members = records.read_metrics(run.folder), pd.DataFrame(rows)
+    scored, key = ("test", "test_accuracy") if test_labels is not None else ("validation", "val_accuracy")
+    print(records.weak_run_note(metrics) or f"{run.name}: {scored} accuracy {metrics[key]:.2%}", flush=True)
     if test_labels is not None:
-        return RunEvaluation(scores[0], "test", test_images, test_labels, test_average, scores[1],
-                             train_labels, validation_labels, test_labels)
-    return RunEvaluation(scores[0], "validation", validation_images, validation_labels, validation_average,
-                         scores[1], train_labels, validation_labels, test_labels)
+        return RunEvaluation(metrics, "test", test_images, test_labels, test_average, members,
+                             split.train_labels, split.validation_labels, test_labels)
+    return RunEvaluation(metrics, "validation", split.validation_images, split.validation_labels, validation_average,
+                         members, split.train_labels, split.validation_labels, test_labels)
 
 
 def accuracy(true_labels: np.ndarray, predicted_labels: np.ndarray) -> float:
@@ -157,7 +172,17 @@ def majority_class_accuracy(train_labels: np.ndarray, eval_labels: np.ndarray) -
 # The original write-up's scores: 10 epochs of the `baseline` network.
 ORIGINAL_VALIDATION_ACCURACY = 0.989
 ORIGINAL_KAGGLE_SCORE = 0.98978
-def results_table(metrics: dict, models_dir: Path, train_labels: np.ndarray, validation_labels: np.ndarray,
+
+
+def compare_with_baselines(result: RunEvaluation, run: Run) -> pd.DataFrame:
+    """The run against the baselines (results_table), written to the run's evaluation.csv."""
+    table = results_table(result.metrics, run, result.train_labels, result.validation_labels, result.test_labels,
+                          result.members)
+    write_frame_atomic(table, run.folder / "evaluation.csv")
+    return table
+
+
+def results_table(metrics: dict, run: Run, train_labels: np.ndarray, validation_labels: np.ndarray,
                   test_labels: np.ndarray | None, members: pd.DataFrame | None = None) -> pd.DataFrame:
     """This run against baselines: the latest `baseline` run (if any), the original write-up, the majority class."""
     rows = [{"model": f"{metrics['run']} (this run)", "validation accuracy": metrics["val_accuracy"],
@@ -165,7 +190,8 @@ def results_table(metrics: dict, models_dir: Path, train_labels: np.ndarray, val
     if metrics.get("kind") == "ensemble" and members is not None:
         rows += [{**row, "model": f"{row['model']} (member)", "epochs": metrics["epochs"]}
                  for row in members.to_dict("records")[:-1]]
-    baseline = next((run for run in finished_runs(Path(models_dir)) if run["arch"] == "baseline"), None)
+    baseline = next((records.read_metrics(kept.folder) for kept, _ in kept_runs(run.models_dir, run.data_dir)
+                     if kept.arch == "baseline" and not kept.members), None)
     if metrics["arch"] != "baseline" and baseline:
         rows.append({"model": f"{baseline['run']} (baseline network)", "validation accuracy": baseline["val_accuracy"],
                      "test accuracy": baseline.get("test_accuracy"), "epochs": baseline["epochs"]})

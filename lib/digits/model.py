@@ -1,97 +1,72 @@
-"""Model: the CNN architectures, each a keras.Sequential (their training recipes are in digits.config)."""
+"""Model: the networks of digits.config.ARCHITECTURES built as keras.Sequential, and loading a saved one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import keras
 from keras import layers
 
-from digits.config import IMAGE_SIDE, N_CLASSES, RECIPES, check_arch, shown
-from digits.runs import check_model_file
+from digits.config import (
+    ARCHITECTURES,
+    AUGMENTATION,
+    IMAGE_SIDE,
+    RECIPES,
+    Conv,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePool,
+    Layer,
+    MaxPool,
+)
+from digits.display import shown
+from digits.parameters import check_arch
+from digits.records import check_model_file
 
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
 
 
 def augmentation_layers() -> list[layers.Layer]:
-    """Random rotation (about 10 degrees), zoom (10%) and shift (10%); never flips, since a flipped 2 is no digit."""
+    """Random rotation, zoom and shift, active only while training."""
     return [
-        layers.RandomRotation(10 / 360, fill_mode="constant"),
-        layers.RandomZoom(0.1, fill_mode="constant"),
-        layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+        layers.RandomRotation(AUGMENTATION.rotation, fill_mode="constant"),
+        layers.RandomZoom(AUGMENTATION.zoom, fill_mode="constant"),
+        layers.RandomTranslation(AUGMENTATION.shift, AUGMENTATION.shift, fill_mode="constant"),
     ]
 
 
-def build_baseline(augment: bool = False) -> keras.Sequential:
-    """The original write-up's CNN: two 5x5 and two 3x3 convolution pairs with max-pooling and dropout."""
-    return keras.Sequential(
-        [
-            keras.Input(INPUT_SHAPE),
-            *(augmentation_layers() if augment else []),
-            layers.Conv2D(32, 5, padding="same", activation="relu"),
-            layers.Conv2D(32, 5, padding="same", activation="relu"),
-            layers.MaxPool2D(),
-            layers.Dropout(0.25),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.Conv2D(64, 3, padding="same", activation="relu"),
-            layers.MaxPool2D(strides=2),
-            layers.Dropout(0.25),
-            layers.Flatten(),
-            layers.Dense(256, activation="relu"),
-            layers.Dropout(0.5),
-            layers.Dense(N_CLASSES, activation="softmax"),
-        ],
-        name="baseline",
-    )
-
-
-def conv_block(filters: int, strides: int = 1, padding: str = "same", kernel_size: int = 3) -> list[layers.Layer]:
-    """Convolution, batch normalisation, ReLU (the bias is redundant before normalisation)."""
-    return [
-        layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False),
-        layers.BatchNormalization(),
-        layers.Activation("relu"),
-    ]
-
-
-def build_strided(augment: bool = True, filters: tuple[int, int, int] = (32, 64, 128),
-                  name: str = "strided") -> keras.Sequential:
-    """The default: batch-normalised convolutions that downsample by stride instead of pooling."""
-    small, medium, large = filters
-    return keras.Sequential(
-        [
-            keras.Input(INPUT_SHAPE),
-            *(augmentation_layers() if augment else []),
-            # A 5x5 stride-2 stem: full-resolution feature maps are what make a CNN slow on a CPU.
-            *conv_block(small, strides=2, kernel_size=5),  # 28x28 -> 14x14
-            *conv_block(medium),
-            *conv_block(medium, strides=2),  # 14x14 -> 7x7
-            layers.Dropout(0.25),
-            *conv_block(large, padding="valid"),  # 7x7 -> 5x5
-            *conv_block(large, padding="valid"),  # 5x5 -> 3x3
-            layers.GlobalAveragePooling2D(),
-            layers.Dropout(0.3),
-            layers.Dense(N_CLASSES, activation="softmax"),
-        ],
-        name=name,
-    )
-
-
-def build_wide(augment: bool = True) -> keras.Sequential:
-    """The strided network with 1.5 times the filters: stronger members for an ensemble, at half the speed."""
-    return build_strided(augment, filters=(48, 96, 192), name="wide")
-
-
-BUILDERS: dict[str, Callable[[bool], keras.Sequential]] = {
-    "strided": build_strided, "wide": build_wide, "baseline": build_baseline,
-}
+def keras_layers(layer: Layer) -> list[layers.Layer]:
+    """The Keras layers of one described layer."""
+    if isinstance(layer, Conv) and layer.batch_norm:
+        # The bias is redundant before batch normalisation.
+        return [layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride, padding=layer.padding, use_bias=False),
+                layers.BatchNormalization(), layers.Activation("relu")]
+    if isinstance(layer, Conv):
+        return [layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride, padding=layer.padding,
+                              activation="relu")]
+    if isinstance(layer, MaxPool):
+        return [layers.MaxPool2D()]
+    if isinstance(layer, Dropout):
+        return [layers.Dropout(layer.rate)]
+    if isinstance(layer, Flatten):
+        return [layers.Flatten()]
+    if isinstance(layer, GlobalAveragePool):
+        return [layers.GlobalAveragePooling2D()]
+    if isinstance(layer, Dense):
+        return [layers.Dense(layer.units, activation=layer.activation)]
+    raise ValueError(f"no Keras layer for {layer!r}")
 
 
 def build_model(arch: str, augment: bool | None = None) -> keras.Sequential:
     """Build an architecture by name; `augment` None follows its recipe."""
     check_arch(arch)
-    return BUILDERS[arch](RECIPES[arch].augment if augment is None else augment)
+    augment = RECIPES[arch].augment if augment is None else augment
+    return keras.Sequential(
+        [keras.Input(INPUT_SHAPE), *(augmentation_layers() if augment else []),
+         *(keras_layer for layer in ARCHITECTURES[arch] for keras_layer in keras_layers(layer))],
+        name=arch,
+    )
 
 
 def load_model(path: str | Path) -> keras.Model:

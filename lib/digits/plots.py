@@ -58,15 +58,20 @@ def pixel_histogram(images: np.ndarray) -> Figure:
     return figure
 
 
-def learning_curves(history: pd.DataFrame) -> Figure:
-    """Loss and accuracy per epoch, training against validation, and the learning-rate schedule."""
-    figure, (loss_axes, accuracy_axes, rate_axes) = plt.subplots(1, 3, figsize=(13, 3.5))
+def learning_curves(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Loss and accuracy per epoch, training against validation, and the learning-rate schedule, of each run."""
+    figure, (loss_axes, accuracy_axes, rate_axes) = plt.subplots(1, 3, figsize=(13, 3.8))
+    several = len(histories) > 1
+    for name, history in histories.items():
+        suffix = f" ({name})" if several else ""
+        for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+            training, = axes.plot(history["epoch"], history[metric], marker="o", label=f"training{suffix}")
+            axes.plot(history["epoch"], history[f"val_{metric}"], marker="o", label=f"validation{suffix}",
+                      linestyle="--" if several else "-", color=training.get_color() if several else None)
+        rate_axes.plot(history["epoch"], history["learning_rate"], marker="o", color="#55A868")
     for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
-        axes.plot(history["epoch"], history[metric], marker="o", label="training")
-        axes.plot(history["epoch"], history[f"val_{metric}"], marker="o", label="validation")
         axes.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
-        axes.legend()
-    rate_axes.plot(history["epoch"], history["learning_rate"], marker="o", color="#55A868")
+        axes.legend(fontsize=9 if several else 10)
     rate_axes.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
     for axes in (loss_axes, accuracy_axes, rate_axes):
         axes.xaxis.get_major_locator().set_params(integer=True)

@@ -6,19 +6,16 @@ its centre. A photo or drawing is brought into that form (`to_mnist`) before the
 model sees it; a file that cannot be (not an image, truncated, blank, ...) is
 reported in the table, not predicted.
 
-    python -m digits.predict --images data/samples [--run NAME] [--models-dir models]
-
+`make predict IMAGES=folder` predicts a folder (or one file) with a run and
 writes predictions.csv and predictions.png into the run's folder.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import sys
 import warnings
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -27,9 +24,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image, UnidentifiedImageError
 
-from digits.config import IMAGE_SIDE, shown
+from digits.config import IMAGE_SIDE
+from digits.display import shown
 from digits.files import atomic_path, write_frame_atomic
-from digits.runs import find_run
+from digits.runs import Run
 
 BOX_SIDE = 20  # MNIST fits each digit into a 20x20 box ...
 CENTRE = IMAGE_SIDE // 2  # ... and puts its centre of mass at row 14, column 14 (its digits average 14.0, 14.0)
@@ -154,7 +152,7 @@ def _prepare(path: Path) -> tuple[Image.Image | None, np.ndarray | None, str]:
         return original, None, str(problem)
 
 
-def predict_images(paths: Iterable[str | Path], run_dir: Path) -> tuple[pd.DataFrame, list]:
+def predict_images(paths: Iterable[str | Path], run: Run) -> tuple[pd.DataFrame, list]:
     """Predict each file with the run: a file,label,confidence,problem row each, and (original, MNIST form) pairs."""
     paths = [Path(path) for path in paths]
     prepared = [_prepare(path) for path in paths]
@@ -165,7 +163,7 @@ def predict_images(paths: Iterable[str | Path], run_dir: Path) -> tuple[pd.DataF
         from digits.evaluate import predict_run  # TensorFlow, loaded only when there is something to predict
 
         images = np.stack([prepared[index][1] for index in good])[..., np.newaxis]
-        probabilities = predict_run(Path(run_dir), images)
+        probabilities = predict_run(run, images)
         labels[good] = probabilities.argmax(axis=1)
         confidences[good] = probabilities.max(axis=1).astype(float).round(4)
     table = pd.DataFrame({"file": [path.name for path in paths], "label": labels, "confidence": confidences,
@@ -173,11 +171,39 @@ def predict_images(paths: Iterable[str | Path], run_dir: Path) -> tuple[pd.DataF
     return table, [(original, digit) for original, digit, _ in prepared]
 
 
-def write_predictions(table: pd.DataFrame, run_dir: Path) -> Path:
-    """Write the table as predictions.csv in the run's folder, atomically."""
-    path = Path(run_dir) / "predictions.csv"
+def write_predictions(table: pd.DataFrame, folder: Path) -> Path:
+    """Write the table as predictions.csv in `folder`, atomically."""
+    path = Path(folder) / "predictions.csv"
     write_frame_atomic(table[COLUMNS], path)
     return path
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The predictions as aligned text (names and problems left-aligned), confidence as a percentage."""
+    shown_table = table[COLUMNS].astype(object).where(table[COLUMNS].notna(), "")
+    shown_table["confidence"] = table["confidence"].map(lambda value: "" if pd.isna(value) else f"{value:.1%}")
+    left = {column: f"{{:<{shown_table[column].str.len().max()}}}".format for column in ("file", "problem")}
+    text = shown_table.to_string(index=False, justify="left", formatters=left)
+    return "\n".join(line.rstrip() for line in text.splitlines())
+
+
+def save_predictions(table: pd.DataFrame, pairs: list, run: Run) -> Path:
+    """Write predictions.csv and predictions.png into a new folder of the run's; return the folder.
+
+    Each call gets its own folder (<run>/predictions/<date and time>/), so earlier predictions are kept.
+    """
+    import matplotlib.pyplot as plt
+
+    folder = run.folder / "predictions" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    while folder.exists():  # two calls within a second
+        folder = folder.with_name(folder.name + "-again")
+    folder.mkdir(parents=True)
+    write_predictions(table, folder)
+    figure = predictions_figure(pairs, table)
+    with atomic_path(folder / "predictions.png") as temporary:
+        figure.savefig(temporary, dpi=120)
+    plt.close(figure)
+    return folder
 
 
 def _preview(image: Image.Image) -> np.ndarray:
@@ -213,55 +239,3 @@ def predictions_figure(pairs: list, table: pd.DataFrame) -> Figure:
                     fontsize=9)
     figure.tight_layout()
     return figure
-
-
-# --- Command line -------------------------------------------------------------------------------
-
-
-def _run_dir(models_dir: Path, name: str) -> Path:
-    """The named (or latest finished) run; ValueError saying which is missing or not ready."""
-    if name and not (models_dir / name).is_dir():
-        raise ValueError(f"no run {name!r} in {shown(models_dir)} (`make runs` lists the finished ones)")
-    return find_run(models_dir, name)
-
-
-def _format_table(table: pd.DataFrame) -> str:
-    """The predictions as aligned text (names and problems left-aligned), confidence as a percentage."""
-    shown_table = table[COLUMNS].astype(object).where(table[COLUMNS].notna(), "")
-    shown_table["confidence"] = table["confidence"].map(lambda value: "" if pd.isna(value) else f"{value:.1%}")
-    left = {column: f"{{:<{shown_table[column].str.len().max()}}}".format for column in ("file", "problem")}
-    text = shown_table.to_string(index=False, justify="left", formatters=left)
-    return "\n".join(line.rstrip() for line in text.splitlines())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Predict the images given on the command line with a run; 0 when at least one was predicted, else 1."""
-    parser = argparse.ArgumentParser(description="Predict the digits in your own images with a trained run.")
-    parser.add_argument("--images", default=os.environ.get("IMAGES", ""), help="an image file or a folder of them")
-    parser.add_argument("--run", default=os.environ.get("RUN", ""), help="run folder name (empty: the latest)")
-    parser.add_argument("--models-dir", default=os.environ.get("MODELS_DIR") or "models", help="folder of the runs")
-    arguments = parser.parse_args(argv)
-    try:
-        if not arguments.images:
-            raise ValueError("no images given: pass --images PATH (or IMAGES=PATH)")
-        paths = image_files(arguments.images)
-        run_dir = _run_dir(Path(arguments.models_dir), arguments.run)
-        table, pairs = predict_images(paths, run_dir)
-        print(_format_table(table))
-        csv_path = write_predictions(table, run_dir)
-        figure = predictions_figure(pairs, table)
-        with atomic_path(run_dir / "predictions.png") as temporary:
-            figure.savefig(temporary, dpi=120)
-        plt.close(figure)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(f"{run_dir.name}: wrote {shown(csv_path)} and {shown(run_dir / 'predictions.png')}")
-    if not table["label"].notna().any():
-        print(f"error: none of the {len(table)} file(s) could be predicted", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""Runs: one folder per parameter set, the pipeline's only state.
+"""Runs: one folder per parameter set, worked out once by `resolve`, found again by `find` and `latest`.
 
     models/<run>/                 for example strided-e15-s42, or strided-e1-s42-n2000 when sampled
         run.json                  its parameters; marks the folder as one this project made
@@ -7,61 +7,98 @@
         evaluation.csv  submission.csv              written by evaluation and submission
         notebooks/                the run's executed notebooks
 
-A finished run is reused whenever the same parameters, architecture and data
-ask for it again; a damaged one is found before use and trained again. The
-checks of a folder need no TensorFlow (the Make steps run them); the functions
-that load or save models import Keras when called.
-
-    python -m digits.runs table --models-dir models    # print and write models/runs.csv
-    python -m digits.runs clean --models-dir models    # remove the project's run folders
+Everything that needs a run (the pipeline, the training notebook under papermill
+or by hand in JupyterLab, evaluation, submission, prediction, the report) gets
+a `Run` from `resolve` (parameters to a run) or `find` (a kept run by name, or
+the latest for the data in DATA_DIR), so no two places can disagree on its name,
+folder or recipe. Nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
 
-import argparse
-import hashlib
 import json
-import math
-import os
-import platform
-import re
-import shutil
-import sys
-import zipfile
-import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 
-from digits.config import RECIPES, RUN_PARAMETERS, TrainingPlan, plan_of, shown
-from digits.data import data_tag
-from digits.files import atomic_path, write_frame_atomic, write_text_atomic
-
-if TYPE_CHECKING:
-    import keras
-    import numpy as np
+from digits import records
+from digits.config import RECIPES, TrainingPlan
+from digits.data import count_rows, data_tag
+from digits.display import shown
+from digits.files import write_text_atomic
+from digits.parameters import RUN_PARAMETERS, check_parameters, check_path
+from digits.paths import project_path
 
 RUN_FILE = "run.json"
+# In every run.json this project writes, beside the run's own name: what `make clean-models` looks for.
+MADE_BY = "digit-recognizer"
 CHECKPOINT_DIR = "checkpoint"
 NOTEBOOKS_DIR = "notebooks"
 EXPLORE_DIR = "explore"
-RUNS_TABLE = "runs.csv"
-HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
-METRICS_KEYS = {"run", "arch", "epochs", "seed", "val_accuracy", "train_seconds", "fingerprint", "finished_at"}
 
 
-# --- Names and parameters -----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Run:
+    """A run (or an ensemble of runs), its parameters resolved from the recipe, its name and folder."""
+
+    name: str
+    folder: Path
+    arch: str
+    epochs: int
+    seed: int
+    batch_size: int
+    sample_size: int
+    validation_fraction: float
+    augment: bool
+    data_dir: Path  # the folder of the data it trains (or was trained) on
+    data_tag: str  # "" for the embedded MNIST, else "d" and the start of train.csv's SHA-256
+    members: tuple[Run, ...] = ()  # an ensemble's runs, seeds SEED..SEED+N-1; () for a single run
+
+    @property
+    def ensemble(self) -> int:
+        """How many runs it averages: 1 for a single run."""
+        return len(self.members) or 1
+
+    @property
+    def trained(self) -> tuple[Run, ...]:
+        """The runs whose models predict for it: its members, or the run itself."""
+        return self.members or (self,)
+
+    @property
+    def models_dir(self) -> Path:
+        """The folder of the runs."""
+        return self.folder.parent
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """Its run parameters, resolved, in the order of the parameter list."""
+        return {parameter.name: self.ensemble if parameter.name == "ensemble" else getattr(self, parameter.name)
+                for parameter in RUN_PARAMETERS}
+
+    @property
+    def plan(self) -> TrainingPlan:
+        """Every parameter that decides the trained weights."""
+        recipe = RECIPES[self.arch]
+        return TrainingPlan(arch=self.arch, epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                            augment=self.augment, learning_rate=recipe.learning_rate,
+                            cosine_schedule=recipe.cosine_schedule, label_smoothing=recipe.label_smoothing)
 
 
-def resolved_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
-    """Checked run parameters with the recipe's values filled in for the unset ones."""
-    plan = plan_of(parameters)
-    values = {p.name: parameters[p.name] for p in RUN_PARAMETERS if p.name in parameters and p.name != "ensemble"}
-    return {**values, "epochs": plan.epochs, "batch_size": plan.batch_size, "augment": plan.augment}
+# --- Working a run out ------------------------------------------------------------------------------------
+
+
+def resolved_values(checked: Mapping[str, Any]) -> dict[str, Any]:
+    """Checked run parameters (but ensemble) with the recipe's values filled in for the unset ones."""
+    recipe = RECIPES[checked["arch"]]
+    values = {p.name: checked[p.name] for p in RUN_PARAMETERS if p.name != "ensemble"}
+    for name in ("epochs", "batch_size", "augment"):
+        if values[name] is None:
+            values[name] = getattr(recipe, name)
+    return values
 
 
 def _name_part(value: Any) -> str:
@@ -71,452 +108,240 @@ def _name_part(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-def run_name(parameters: Mapping[str, Any], data_tag: str = "", ensemble: int = 1) -> str:
-    """A readable folder name from the parameters that define the run: strided-e15-s42, strided-e1-s42-n2000.
+def run_name(values: Mapping[str, Any], tag: str = "", ensemble: int = 1) -> str:
+    """A readable folder name from resolved parameters: strided-e15-s42, strided-e1-s42-n2000, ...-ens5, ...-d1a2b3c.
 
-    An ensemble of N runs with seeds SEED..SEED+N-1 is named after its first member with `-ensN`.
+    Only what differs from the defaults is named, besides the architecture, epochs and seed.
     """
-    values = resolved_parameters(parameters)
-    defaults = resolved_parameters({p.name: p.default for p in RUN_PARAMETERS} | {"arch": values["arch"]})
+    defaults = resolved_values(check_parameters(**({p.name: p.default for p in RUN_PARAMETERS} | {"arch": values["arch"]})))
     parts = [values["arch"]]
     for parameter in RUN_PARAMETERS:
-        if parameter.name == "arch" or not (parameter.label or parameter.always_named):
-            continue
-        if parameter.always_named or values[parameter.name] != defaults[parameter.name]:
+        if parameter.label and (parameter.always_named or values[parameter.name] != defaults[parameter.name]):
             parts.append(parameter.label + _name_part(values[parameter.name]))
     parts += [f"ens{ensemble}"] if ensemble > 1 else []
-    return "-".join(parts + ([data_tag] if data_tag else []))
+    return "-".join(parts + ([tag] if tag else []))
 
 
-def run_dir_for(parameters: Mapping[str, Any], data_dir: Path, models_dir: Path, ensemble: int = 1) -> Path:
-    """The folder of the run (or ensemble) these parameters define on the data in data_dir."""
-    return Path(models_dir) / run_name(parameters, data_tag(Path(data_dir)), ensemble)
+def _build(values: Mapping[str, Any], data_dir: Path, models_dir: Path, tag: str, ensemble: int) -> Run:
+    """The Run of resolved values, with its members for an ensemble."""
+    members = tuple(_build({**values, "seed": values["seed"] + index}, data_dir, models_dir, tag, 1)
+                    for index in range(ensemble)) if ensemble > 1 else ()
+    name = run_name(values, tag, ensemble)
+    return Run(name=name, folder=models_dir / name, data_dir=data_dir, data_tag=tag, members=members,
+               **{key: values[key] for key in ("arch", "epochs", "seed", "batch_size", "sample_size",
+                                               "validation_fraction", "augment")})
 
 
-def member_parameters(parameters: Mapping[str, Any], ensemble: int) -> list[dict[str, Any]]:
-    """The parameters of an ensemble's members: the same but for consecutive seeds."""
-    return [{**parameters, "seed": parameters["seed"] + index} for index in range(ensemble)]
+def folders(given: Mapping[str, Any]) -> tuple[Path, Path]:
+    """DATA_DIR and MODELS_DIR as absolute paths (relative ones are relative to the project)."""
+    return tuple(project_path(check_path(name, given.get(name) or default)).absolute()
+                 for name, default in (("data_dir", "data"), ("models_dir", "models")))
 
 
-def members_of(run_dir: Path) -> list[Path]:
-    """The runs whose models predict for run_dir: its members for an ensemble, else the run itself."""
+def resolve(given: Mapping[str, Any]) -> Run:
+    """The run that the given parameters (the unset ones from the defaults and the recipe) define on DATA_DIR's data.
+
+    `given` may hold any run parameter and data_dir and models_dir; ValueError names a bad value, or a
+    sample larger than the data.
+    """
+    checked = check_parameters(**{p.name: given.get(p.name, p.default) for p in RUN_PARAMETERS})
+    data_dir, models_dir = folders(given)
+    values = resolved_values(checked)
+    train_csv = data_dir / "train.csv"
+    if values["sample_size"] and values["sample_size"] > count_rows(train_csv):
+        raise ValueError(f"sample_size {values['sample_size']:,} is more than the {count_rows(train_csv):,} rows "
+                         f"of {shown(train_csv)}")
+    return _build(values, data_dir, models_dir, data_tag(data_dir), checked["ensemble"])
+
+
+# --- The run's folder: run.json ---------------------------------------------------------------------------
+
+
+def start(run: Run) -> None:
+    """Create the run's folder (and its members') and record it in run.json if it is new."""
+    for member in run.members:
+        start(member)
+    run.folder.mkdir(parents=True, exist_ok=True)
+    if (run.folder / RUN_FILE).is_file():
+        return
+    record = {"run": run.name, "made_by": MADE_BY, "parameters": {**run.parameters, "ensemble": 1},
+              "data_tag": run.data_tag,
+              "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if run.members:
+        record |= {"kind": "ensemble", "members": [member.name for member in run.members]}
+    write_text_atomic(run.folder / RUN_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def start_explore(folder: Path) -> None:
+    """Create the exploration's folder and mark it as this project's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if not (folder / RUN_FILE).is_file():
+        write_text_atomic(folder / RUN_FILE, json.dumps({"run": folder.name, "made_by": MADE_BY}) + "\n")
+
+
+def read_record(folder: Path) -> dict:
+    """A run folder's run.json; ValueError naming it when it is missing or not one of this project's."""
+    path = folder / RUN_FILE
     try:
-        record = json.loads((run_dir / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        return [run_dir]
-    if record.get("kind") != "ensemble":
-        return [run_dir]
-    return [run_dir.parent / name for name in record["members"]]
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{shown(path)}: not a run's record ({getattr(error, 'strerror', None) or error})") from None
+    if not isinstance(record, dict) or record.get("run") != folder.name or not isinstance(record.get("parameters"),
+                                                                                          dict):
+        raise ValueError(f"{shown(path)}: not a run's record of this project (it must name its folder)")
+    return record
 
 
-def is_ensemble(run_dir: Path) -> bool:
-    """True for an ensemble's folder."""
-    return members_of(run_dir) != [run_dir]
-
-
-def check_ready(run_dir: Path) -> list[Path]:
-    """The finished runs that predict for run_dir (one, or an ensemble's members); ValueError naming a bad file."""
-    members = members_of(run_dir)
-    for member in members:
-        check_finished(member)
-    return members
-
-
-def ensemble_metrics(ensemble_dir: Path, val_accuracy: float, test_accuracy: float | None) -> dict:
-    """The metrics.json record of an ensemble: what its members share, their total time, its own scores."""
-    folders = members_of(ensemble_dir)
-    members = [read_metrics(member) for member in folders]
-    seconds = sum(member["train_seconds"] for member in members)
-    return {
-        # Only what every member has alike (parameters, data sizes, versions): not one member's scores or extras.
-        **{key: value for key, value in members[0].items() if all(m.get(key) == value for m in members[1:])},
-        "run": ensemble_dir.name,
-        "kind": "ensemble",
-        "members": [folder.name for folder in folders],
-        "seed": f"{members[0]['seed']}-{members[-1]['seed']}",
-        "train_seconds": round(seconds, 2),
-        "images_per_second": round(sum(m["n_train"] * m["epochs"] for m in members) / seconds, 1),
-        "val_accuracy": val_accuracy,
-        "test_accuracy": test_accuracy,
-        "fingerprint": hashlib.sha256(" ".join(m["fingerprint"] for m in members).encode()).hexdigest()[:16],
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def find_run(models_dir: Path, name: str = "") -> Path:
-    """The named run's (or ensemble's) folder, or the latest finished run for ""; ValueError when not ready."""
-    if not name:
-        return latest_run(Path(models_dir))
-    run_dir = Path(models_dir) / name
-    check_ready(run_dir)
-    return run_dir
-
-
-def start_run(run_dir: Path, parameters: Mapping[str, Any], members: Sequence[Path] = ()) -> None:
-    """Create the folder of a run (or, given its members, an ensemble) and record it in run.json if it is new."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    record = {"run": run_dir.name, "parameters": resolved_parameters(parameters)}
-    if members:
-        record |= {"kind": "ensemble", "members": [member.name for member in members]}
-    if not (run_dir / RUN_FILE).is_file():
-        write_text_atomic(run_dir / RUN_FILE, json.dumps(record, indent=2) + "\n")
-
-
-# --- Checking a run folder (no TensorFlow) ------------------------------------------------------
-
-
-def read_metrics(run_dir: Path) -> dict:
-    """The run's metrics.json; ValueError naming the file when it is missing or unreadable."""
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        raise ValueError(f"{shown(path)}: missing")
+def load(folder: Path, data_dir: Path) -> Run:
+    """The Run kept in `folder`, from its run.json, for predicting on the data in data_dir; ValueError if damaged."""
+    record = read_record(folder)
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{shown(path)}: not valid JSON ({error})") from None
-    if not isinstance(metrics, dict) or not METRICS_KEYS <= set(metrics):
-        raise ValueError(f"{shown(path)}: not a run's metrics (expected the keys {', '.join(sorted(METRICS_KEYS))})")
-    return metrics
-
-
-def check_model_file(path: Path) -> None:
-    """Raise ValueError naming `path` unless it is a complete Keras archive (every member's CRC checked)."""
-    if not path.is_file():
-        raise ValueError(f"{shown(path)}: missing")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError) as error:
-        raise ValueError(f"{shown(path)}: not a Keras model file, truncated or corrupt ({error})") from None
-    if damaged or not {"config.json", "model.weights.h5"} <= names:
-        raise ValueError(f"{shown(path)}: not a Keras model file, truncated or corrupt")
-
-
-def read_history(run_dir: Path, epochs: int) -> pd.DataFrame:
-    """The run's history.csv; ValueError naming the file when it is missing, unreadable or incomplete."""
-    path = run_dir / "history.csv"
-    if not path.is_file():
-        raise ValueError(f"{shown(path)}: missing")
-    try:
-        history = pd.read_csv(path)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ValueError(f"{shown(path)}: unreadable ({error})") from None
-    if list(history.columns) != HISTORY_COLUMNS or len(history) != epochs or history.isna().any().any():
-        raise ValueError(f"{shown(path)}: expected {epochs} rows of {', '.join(HISTORY_COLUMNS)}")
-    return history
-
-
-def check_finished(run_dir: Path) -> dict:
-    """Return the metrics of a complete, undamaged finished run; ValueError naming the first bad file."""
-    metrics = read_metrics(run_dir)
-    check_model_file(run_dir / "model.keras")
-    read_history(run_dir, int(metrics["epochs"]))
-    return metrics
-
-
-def is_finished(run_dir: Path) -> bool:
-    """True for a complete, undamaged finished run."""
-    try:
-        check_finished(run_dir)
-    except ValueError:
-        return False
-    return True
-
-
-# --- Training bookkeeping: reuse, checkpoints, saving -------------------------------------------
-
-
-def fingerprint(plan: TrainingPlan, model: keras.Model, *arrays: np.ndarray) -> str:
-    """A key of plan, architecture and data: a checkpoint or finished run is reused only for the same key."""
-    import numpy as np
-
-    checksum = 0
-    for array in arrays:
-        checksum = zlib.crc32(np.ascontiguousarray(array).data, checksum)
-    shapes = [list(array.shape) for array in arrays]
-    # Layer names are numbered per process ("conv2d_7"); they do not change what is trained.
-    architecture = re.sub(r'"name": "[^"]*"', "", model.to_json())
-    record = {"plan": asdict(plan), "model": architecture, "data": [checksum, shapes]}
-    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
-
-
-@dataclass
-class TrainingResult:
-    """A trained model, its per-epoch history, and the key of the run that made it."""
-
-    model: keras.Model
-    history: pd.DataFrame
-    fingerprint: str
-    reused: bool = False  # True when a finished run with the same key was loaded instead of retrained
-    resumed_after_epoch: int = 0  # epochs restored from a checkpoint of an interrupted run
-
-
-def _finished_run(run_dir: Path, key: str) -> TrainingResult | None:
-    """The finished run in run_dir if it was made with the same key and is undamaged; else None, saying why."""
-    from digits.model import load_model
-
-    if not (run_dir / "metrics.json").exists():
-        return None
-    try:
-        metrics = check_finished(run_dir)
-        if metrics["fingerprint"] != key:
-            print(f"{shown(run_dir)} was trained with other data or code: training it again", flush=True)
-            return None
-        model = load_model(run_dir / "model.keras")
+        values = resolved_values(check_parameters(**{p.name: record["parameters"].get(p.name, p.default)
+                                                     for p in RUN_PARAMETERS}))
+        members = tuple(load(folder.parent / name, data_dir) for name in record.get("members", []))
     except ValueError as error:
-        print(f"damaged run: {error}; training it again", flush=True)
-        return None
-    return TrainingResult(model, read_history(run_dir, int(metrics["epochs"])), key, reused=True)
+        raise ValueError(f"{shown(folder / RUN_FILE)}: {error}") from None
+    untagged = run_name(values, "", len(members) or 1)
+    tag = folder.name.removeprefix(untagged + "-") if folder.name.startswith(untagged + "-") else ""
+    if run_name(values, tag, len(members) or 1) != folder.name:
+        raise ValueError(f"{shown(folder / RUN_FILE)}: its parameters name the run {untagged!r}, not {folder.name!r}")
+    return Run(name=folder.name, folder=folder, data_dir=data_dir, data_tag=tag, members=members, **values)
 
 
-def _restore_checkpoint(checkpoint: Path, key: str) -> tuple[keras.Model, list[dict]] | None:
-    """The checkpointed model and history if the checkpoint belongs to this run and loads; else discard it."""
-    from digits.model import load_model
-
-    state_path = checkpoint / "state.json"
-    try:
-        state = json.loads(state_path.read_text())
-        if state.get("fingerprint") != key:
-            raise ValueError("a checkpoint of a run with other parameters or data")
-        return load_model(checkpoint / "model.keras"), state["history"]
-    except FileNotFoundError:
-        pass
-    except (ValueError, KeyError, AttributeError) as error:
-        print(f"discarding the checkpoint in {shown(checkpoint)}: {error}", flush=True)
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    return None
+def check_ready(run: Run) -> list[dict]:
+    """The metrics of the finished runs that predict for `run`; ValueError naming the first missing or bad file."""
+    return [records.check_finished(member.folder) for member in run.trained]
 
 
-def _save_checkpoint(checkpoint: Path, key: str, model: keras.Model, rows: list[dict]) -> None:
-    """Save model, optimizer state and history after an epoch, each file atomically."""
-    checkpoint.mkdir(parents=True, exist_ok=True)
-    with atomic_path(checkpoint / "model.keras") as temporary:
-        model.save(temporary)
-    write_text_atomic(checkpoint / "state.json", json.dumps({"fingerprint": key, "history": rows}))
+def find(name: str, data_dir: str | Path, models_dir: str | Path) -> Run:
+    """The kept run (or ensemble) called `name`, ready to predict; "" for the latest on DATA_DIR's data."""
+    data_dir, models_dir = folders({"data_dir": data_dir, "models_dir": models_dir})
+    if not name:
+        return latest(data_dir, models_dir)
+    folder = models_dir / name
+    if not (folder / RUN_FILE).is_file():
+        raise ValueError(f"no run {name!r} in {shown(models_dir)} (`make runs` lists the finished ones)")
+    run = load(folder, data_dir)
+    check_ready(run)
+    return run
 
 
-def train_run(plan: TrainingPlan, train_images: np.ndarray, train_labels: np.ndarray,
-              validation_images: np.ndarray, validation_labels: np.ndarray, run_dir: str | Path,
-              extra_callbacks: tuple = ()) -> TrainingResult:
-    """Train per `plan` in run_dir: reuse the finished identical run, resume its checkpoint, or start afresh."""
-    from digits import train
-
-    run_dir = Path(run_dir)
-    checkpoint = run_dir / CHECKPOINT_DIR
-    model = train.new_model(plan)
-    key = fingerprint(plan, model, train_images, train_labels, validation_images, validation_labels)
-    finished = _finished_run(run_dir, key)
-    if finished:
-        print(f"reusing the finished run {shown(run_dir)}: same parameters, architecture and data", flush=True)
-        return finished
-    rows: list[dict] = []
-    restored = _restore_checkpoint(checkpoint, key)
-    if restored:
-        model, rows = restored
-        print(f"resuming after epoch {len(rows)} of {plan.epochs} from {shown(checkpoint)}", flush=True)
-    history = train.train_model(
-        plan, model, train_images, train_labels, validation_images, validation_labels, rows,
-        after_epoch=lambda model, rows: _save_checkpoint(checkpoint, key, model, rows),
-        extra_callbacks=extra_callbacks,
-    )
-    return TrainingResult(model, history, key, resumed_after_epoch=len(rows))
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python, TensorFlow and Keras, and the device that trained, for the metrics file."""
-    import keras
-    import tensorflow as tf
-
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:  # TensorFlow trains on the first visible GPU by itself
-        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
-        device = f"GPU: {name}"
-    else:
-        device = f"CPU: {platform.machine()}, {os.cpu_count()} cores"
-    return {"python_version": platform.python_version(), "tensorflow_version": tf.__version__,
-            "keras_version": keras.__version__, "device": device}
-
-
-def run_metrics(run_dir: Path, parameters: Mapping[str, Any], result: TrainingResult, n_train: int,
-                n_validation: int) -> dict:
-    """The metrics.json record of a finished run: its parameters, scores, speed and versions."""
-    seconds = float(result.history["seconds"].sum())
-    last = result.history.iloc[-1]
-    values = resolved_parameters(parameters)
-    return {
-        "run": run_dir.name,
-        **values,
-        "learning_rate": plan_of(values).learning_rate,
-        "params": int(result.model.count_params()),
-        "n_train": n_train,
-        "n_validation": n_validation,
-        "train_seconds": round(seconds, 2),
-        "images_per_second": round(n_train * values["epochs"] / seconds, 1),
-        "val_accuracy": float(last["val_accuracy"]),
-        "val_loss": float(last["val_loss"]),
-        "fingerprint": result.fingerprint,
-        **versions(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-
-
-def save_run(result: TrainingResult, metrics: dict, run_dir: str | Path) -> None:
-    """Write model.keras, history.csv and metrics.json atomically (metrics last), then drop the checkpoint."""
-    run_dir = Path(run_dir)
-    if result.reused and read_metrics(run_dir)["fingerprint"] == result.fingerprint:
-        return  # the finished run on disk is this one: keep its record (finish time, test accuracy)
-    with atomic_path(run_dir / "model.keras") as temporary:
-        result.model.save(temporary)
-    write_frame_atomic(result.history, run_dir / "history.csv")
-    save_metrics(run_dir, metrics)
-    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
-
-
-def save_metrics(run_dir: Path, metrics: dict) -> None:
-    """Write the run's metrics.json atomically."""
-    write_text_atomic(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-
-
-def record_scores(run_dir: Path, **scores: float | None) -> dict:
-    """Add scores (test accuracy) to the run's metrics.json; return the updated metrics."""
-    metrics = {**read_metrics(run_dir), **scores}
-    save_metrics(run_dir, metrics)
-    return metrics
-
-
-# A run this far (or more) below its recipe's full-data validation accuracy is called a quick run.
-WEAK_RUN_MARGIN = 0.01
-
-
-def weak_run_note(metrics: dict) -> str:
-    """One plain sentence when the run's validation accuracy is far below its recipe's full-data result, else ""."""
-    expected = RECIPES[metrics["arch"]].full_data_val_accuracy
-    if metrics["val_accuracy"] >= expected - WEAK_RUN_MARGIN:
-        return ""
-    return (f"This is a quick run, not a result: its validation accuracy of {metrics['val_accuracy']:.2%} is far "
-            f"below the {expected:.1%} that the {metrics['arch']} recipe reaches on all the training images "
-            f"(this run: {metrics['n_train']:,} images, {metrics['epochs']} epoch"
-            f"{'s' if metrics['epochs'] != 1 else ''}).")
-
-
-# --- All runs: listing, comparing, cleaning -----------------------------------------------------
+# --- All runs --------------------------------------------------------------------------------------------------
 
 
 def run_folders(models_dir: Path) -> Iterator[Path]:
-    """Every folder in models_dir that this project made (a run, or the exploration)."""
+    """Every folder in models_dir with a run.json (not links): the candidates for runs."""
     if models_dir.is_dir():
         for folder in sorted(models_dir.iterdir()):
             if folder.is_dir() and not folder.is_symlink() and (folder / RUN_FILE).is_file():
                 yield folder
 
 
-def finished_runs(models_dir: Path) -> list[dict]:
-    """The metrics of every finished, undamaged run, newest first."""
-    found = []
-    for folder in run_folders(models_dir):
-        try:
-            found.append(check_finished(folder))
-        except ValueError:
-            continue
-    return sorted(found, key=lambda metrics: metrics["finished_at"], reverse=True)
+def made_by_this_project(folder: Path) -> bool:
+    """True for a folder this project made: its run.json names the folder and carries the project's mark.
+
+    Runs of earlier versions have no mark; theirs is recognised by its exact shape: the folder's name, and
+    parameters that give that very name.
+    """
+    try:
+        record = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    if not isinstance(record, dict) or record.get("run") != folder.name:
+        return False
+    if record.get("made_by") == MADE_BY:
+        return True
+    if folder.name == EXPLORE_DIR:
+        return record == {"run": EXPLORE_DIR, "parameters": {}}
+    try:
+        load(folder, folder)
+    except ValueError:
+        return False
+    return True
 
 
-def latest_run(models_dir: Path) -> Path:
-    """The most recently finished run or evaluated ensemble; ValueError when there is none."""
-    runs = finished_runs_and_ensembles(models_dir)
-    if not runs:
-        raise ValueError(f"no finished run in {shown(models_dir)}: `make all` trains one, "
-                         f"or give parameters (for example `make report EPOCHS=15`)")
-    return models_dir / runs[0]["run"]
+def project_folders(models_dir: Path) -> list[Path]:
+    """The folders in models_dir that this project made: what `make clean-models` removes."""
+    return [folder for folder in run_folders(models_dir) if made_by_this_project(folder)]
 
 
-def finished_ensembles(models_dir: Path) -> list[dict]:
-    """The metrics of every evaluated ensemble whose members are all finished, newest first."""
-    found = []
-    for folder in run_folders(models_dir):
-        try:
-            if is_ensemble(folder):
-                check_ready(folder)
-                found.append(read_metrics(folder))
-        except ValueError:
-            continue
-    return sorted(found, key=lambda metrics: metrics["finished_at"], reverse=True)
+def clean(models_dir: Path, folders: list[Path]) -> list[str]:
+    """Remove the given folders (this project's runs) and runs.csv from models_dir; return their names."""
+    import shutil
 
-
-def finished_runs_and_ensembles(models_dir: Path) -> list[dict]:
-    """The metrics of every finished run and evaluated ensemble, newest first."""
-    return sorted(finished_runs(models_dir) + finished_ensembles(models_dir),
-                  key=lambda metrics: metrics["finished_at"], reverse=True)
-
-
-def runs_table(models_dir: Path) -> pd.DataFrame:
-    """One row per finished run and ensemble, newest first: name, the parameters that differ, scores, speed."""
-    runs = finished_runs_and_ensembles(models_dir)
-    names = list(resolved_parameters(runs[0])) if runs else []
-    differing = [name for name in names if len({json.dumps(run.get(name)) for run in runs}) > 1]
-    rows = [{
-        "run": run["run"],
-        **{name: run.get(name) for name in differing},
-        "val_accuracy": run["val_accuracy"],
-        "test_accuracy": run.get("test_accuracy"),
-        "train_minutes": round(run["train_seconds"] / 60, 2),
-        "images_per_second": run.get("images_per_second"),
-        "finished_at": run["finished_at"][:16].replace("T", " "),
-    } for run in runs]
-    columns = ["run", *differing, "val_accuracy", "test_accuracy", "train_minutes", "images_per_second",
-               "finished_at"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def histories(models_dir: Path) -> dict[str, pd.DataFrame]:
-    """The per-epoch history of every finished run, newest first."""
-    return {run["run"]: read_history(models_dir / run["run"], int(run["epochs"]))
-            for run in finished_runs(models_dir)}
-
-
-def clean(models_dir: Path) -> list[str]:
-    """Remove every run folder this project made in models_dir (and runs.csv); return their names."""
     removed = []
-    for folder in run_folders(models_dir):
-        shutil.rmtree(folder)
-        removed.append(folder.name)
-    (models_dir / RUNS_TABLE).unlink(missing_ok=True)
+    for folder in folders:
+        if folder.parent == models_dir and made_by_this_project(folder):
+            shutil.rmtree(folder)
+            removed.append(folder.name)
+    (models_dir / "runs.csv").unlink(missing_ok=True)
     return removed
 
 
-def _format_table(table: pd.DataFrame) -> str:
-    """The runs table as aligned text, accuracies as percentages."""
-    shown_table = table.copy()
-    for column in ("val_accuracy", "test_accuracy"):
-        shown_table[column] = shown_table[column].map(
-            lambda value: "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.2%}")
-    return shown_table.to_string(index=False)
+def kept_runs(models_dir: Path, data_dir: Path) -> list[tuple[Run, str]]:
+    """Every finished run and trained ensemble with when it finished, newest first (undamaged ones only)."""
+    found = []
+    for folder in run_folders(models_dir):
+        try:
+            run = load(folder, data_dir)
+            check_ready(run)
+            finished_at = records.finished_at(folder) or read_record(folder).get("created_at", "")
+        except ValueError:
+            continue
+        found.append((run, finished_at))
+    # An ensemble made when its last member finished counts as newer than that member.
+    return sorted(found, key=lambda pair: (pair[1], pair[0].ensemble), reverse=True)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: `table` prints and writes runs.csv; `clean` removes the run folders."""
-    parser = argparse.ArgumentParser(description="List or remove the runs in a models folder.")
-    parser.add_argument("command", choices=["table", "clean"])
-    parser.add_argument("--models-dir", default=os.environ.get("MODELS_DIR") or "models")
-    arguments = parser.parse_args(argv)
-    models_dir = Path(arguments.models_dir)
-    try:
-        if arguments.command == "clean":
-            removed = clean(models_dir)
-            print(f"removed {len(removed)} folder(s) from {models_dir}: {', '.join(removed) or 'none'}")
-            return 0
-        table = runs_table(models_dir)
-        if models_dir.is_dir():
-            write_frame_atomic(table, models_dir / RUNS_TABLE)
-        print(_format_table(table) if len(table) else f"no finished runs in {models_dir}")
-        if len(table):
-            print(f"(newest first; written to {shown(models_dir / RUNS_TABLE)})")
-    except OSError as error:
-        print(f"error: {error.filename or models_dir}: {error.strerror}", file=sys.stderr)
-        return 1
-    return 0
+def latest(data_dir: Path, models_dir: Path) -> Run:
+    """The newest finished run or ensemble made on the data that data_dir holds now; ValueError when none is."""
+    tag = data_tag(data_dir)
+    for run, _ in kept_runs(models_dir, data_dir):
+        if run.data_tag == tag:
+            return run
+    raise ValueError(f"no finished run in {shown(models_dir)} for the data in {shown(data_dir)}: `make all` trains "
+                     f"one, or name one with RUN=... (`make runs` lists them)")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def describe(run: Run) -> pd.DataFrame:
+    """The run's parameters, name and folder (and members) as a table, for the training notebook."""
+    rows = {**run.parameters, "run": run.name, "folder": shown(run.folder)}
+    if run.members:
+        rows["members"] = ", ".join(member.name for member in run.members)
+    return pd.Series(rows, name="value").to_frame()
+
+
+def as_given(run: Run) -> dict[str, Any]:
+    """The run's parameters as the training notebook takes them (resolving them again gives the same run)."""
+    return {**run.parameters, "data_dir": shown(run.data_dir), "models_dir": shown(run.models_dir)}
+
+
+
+def runs_table(models_dir: Path, data_dir: Path) -> pd.DataFrame:
+    """One row per finished run and evaluated ensemble, newest first: name, the parameters that differ, scores.
+
+    Numbers are rounded for people (metrics.json keeps them whole); quick runs are marked.
+    """
+    kept = [records.read_metrics(run.folder) for run, _ in kept_runs(models_dir, data_dir)
+            if (run.folder / "metrics.json").is_file()]
+    names = [p.name for p in RUN_PARAMETERS if p.name != "ensemble"]
+    differing = [name for name in names if len({json.dumps(metrics.get(name)) for metrics in kept}) > 1]
+    rows = [{
+        "run": metrics["run"],
+        **{name: metrics.get(name) for name in differing},
+        "val_accuracy": round(metrics["val_accuracy"], 4),
+        "test_accuracy": None if metrics.get("test_accuracy") is None else round(metrics["test_accuracy"], 4),
+        "train_minutes": round(metrics["train_seconds"] / 60, 2),
+        "images_per_second": round(metrics.get("images_per_second") or 0),
+        "finished_at": metrics["finished_at"][:16].replace("T", " "),
+        "quick": "quick run" if records.is_quick(metrics) else "",
+    } for metrics in kept]
+    columns = ["run", *differing, "val_accuracy", "test_accuracy", "train_minutes", "images_per_second",
+               "finished_at", "quick"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def histories(models_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
+    """The per-epoch history of every finished single run, newest first."""
+    return {run.name: records.read_history(run.folder, run.epochs)
+            for run, _ in kept_runs(models_dir, data_dir) if not run.members}

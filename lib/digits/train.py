@@ -1,52 +1,54 @@
-"""Train: the seeded training loop, one epoch at a time.
+"""Train: a run's seeded training loop, with reuse of a finished run, checkpoints and the run's records.
 
 Each epoch's randomness (shuffle order, augmentation, dropout) is a function of
-(seed, epoch) alone, so a run that resumes from a checkpoint (digits.runs keeps
-them) replays exactly the epochs an uninterrupted run would have, and ends with
-the same weights.
+(seed, epoch) alone, so a run that resumes from its checkpoint replays exactly
+the epochs an uninterrupted run would have, and ends with the same weights.
+
+`train_run(run)` is what the training notebook calls: it trains the run (or
+each member of an ensemble), or reuses it when it is finished with the same
+plan, architecture and data, and writes model.keras, history.csv and
+metrics.json into the run's folder.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
 import time
+import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
 
 import keras
 import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from digits.config import N_CLASSES, TrainingPlan
-from digits.model import build_model
-from digits.runs import HISTORY_COLUMNS
+from digits import records, runs
+from digits.config import CALIBRATION_IMAGES, N_CLASSES, TrainingPlan
+from digits.data import Split, load_split
+from digits.display import shown
+from digits.files import atomic_path, write_frame_atomic, write_text_atomic
+from digits.model import build_model, load_model
+from digits.runs import Run
 
-# Images used to re-estimate the batch-normalisation statistics after each epoch.
-CALIBRATION_IMAGES = 2048
-
-
-def learning_rate_at(plan: TrainingPlan, epoch: int) -> float:
-    """Learning rate for a 0-based epoch: constant, or cosine decay from the recipe's rate towards zero."""
-    if not plan.cosine_schedule:
-        return plan.learning_rate
-    return plan.learning_rate * 0.5 * (1 + math.cos(math.pi * epoch / plan.epochs))
-
-
-def compile_model(model: keras.Model, plan: TrainingPlan) -> None:
-    """Adam and categorical cross-entropy on one-hot labels, as in the original write-up."""
-    model.compile(
-        optimizer=keras.optimizers.Adam(plan.learning_rate),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=plan.label_smoothing),
-        metrics=["accuracy"],
-    )
+# --- The training loop ------------------------------------------------------------------------------
 
 
 def new_model(plan: TrainingPlan) -> keras.Model:
-    """The plan's network, seeded and compiled, ready to train."""
+    """The plan's network, seeded and compiled (Adam, categorical cross-entropy on one-hot labels)."""
     keras.utils.set_random_seed(plan.seed)
     tf.config.experimental.enable_op_determinism()
     model = build_model(plan.arch, plan.augment)
-    compile_model(model, plan)
+    model.compile(optimizer=keras.optimizers.Adam(plan.learning_rate),
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=plan.label_smoothing),
+                  metrics=["accuracy"])
     return model
 
 
@@ -81,12 +83,9 @@ def print_progress(plan: TrainingPlan, rows: list[dict]) -> None:
     """One line for the last epoch, readable in a terminal, JupyterLab and papermill logs alike."""
     row = rows[-1]
     left = (plan.epochs - row["epoch"]) * np.mean([r["seconds"] for r in rows])
-    print(
-        f"epoch {row['epoch']:>3}/{plan.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
-        f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
-        f"lr {row['learning_rate']:.2e}  {row['seconds']:.1f} s  (about {left / 60:.1f} min left)",
-        flush=True,
-    )
+    print(f"epoch {row['epoch']:>3}/{plan.epochs}  loss {row['loss']:.4f}  acc {row['accuracy']:.4f}  "
+          f"val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  "
+          f"lr {row['learning_rate']:.2e}  {row['seconds']:.1f} s  (about {left / 60:.1f} min left)", flush=True)
 
 
 def batches(images: np.ndarray, targets: np.ndarray, batch_size: int) -> tf.data.Dataset:
@@ -107,45 +106,186 @@ def one_hot(labels: np.ndarray) -> np.ndarray:
     return keras.utils.to_categorical(labels, N_CLASSES).astype(np.float32)
 
 
-def train_model(
-    plan: TrainingPlan,
-    model: keras.Model,
-    train_images: np.ndarray,
-    train_labels: np.ndarray,
-    validation_images: np.ndarray,
-    validation_labels: np.ndarray,
-    rows: Sequence[dict] = (),
-    after_epoch: Callable[[keras.Model, list[dict]], None] | None = None,
-    extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-) -> pd.DataFrame:
+def train_model(plan: TrainingPlan, model: keras.Model, split: Split, rows: Sequence[dict] = (),
+                after_epoch: Callable[[keras.Model, list[dict]], None] | None = None,
+                extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> pd.DataFrame:
     """Train `model` per `plan` from the epoch after `rows` (the history so far); return the whole history.
 
     After each epoch the batch-normalisation statistics are measured on the
     training images, the validation images are scored in inference mode, and
-    `after_epoch(model, rows)` runs (digits.runs saves a checkpoint there).
+    `after_epoch(model, rows)` runs (a checkpoint is saved there).
     """
     rows = list(rows)
-    print(f"training {plan.arch}: {len(train_images):,} images, {len(validation_images):,} for validation, "
+    images, labels = split.train_images, split.train_labels
+    print(f"training {plan.arch}: {len(images):,} images, {len(split.validation_images):,} for validation, "
           f"{plan.epochs} epochs, batch {plan.batch_size}, augment {plan.augment}, seed {plan.seed}", flush=True)
-    targets = one_hot(train_labels)
-    validation_batches = batches(validation_images, one_hot(validation_labels), 1000)
+    targets = one_hot(labels)
+    validation_batches = batches(split.validation_images, one_hot(split.validation_labels), 1000)
     for epoch in range(len(rows), plan.epochs):
-        order = np.random.default_rng([plan.seed, epoch]).permutation(len(train_images))
+        order = np.random.default_rng([plan.seed, epoch]).permutation(len(images))
         reseed_random_layers(model, plan.seed, epoch)
-        model.optimizer.learning_rate.assign(learning_rate_at(plan, epoch))
+        model.optimizer.learning_rate.assign(plan.learning_rate_at(epoch))
         started = time.perf_counter()
-        fitted = model.fit(
-            batches(train_images[order], targets[order], plan.batch_size), shuffle=False, verbose=0,
-            initial_epoch=epoch, epochs=epoch + 1, callbacks=list(extra_callbacks),
-        )
-        recalibrate_batch_norm(model, train_images[order[:CALIBRATION_IMAGES]])
+        fitted = model.fit(batches(images[order], targets[order], plan.batch_size), shuffle=False, verbose=0,
+                           initial_epoch=epoch, epochs=epoch + 1, callbacks=list(extra_callbacks))
+        recalibrate_batch_norm(model, images[order[:CALIBRATION_IMAGES]])
         validation = model.evaluate(validation_batches, verbose=0, return_dict=True)
-        row = {"epoch": epoch + 1, "loss": float(fitted.history["loss"][-1]),
-               "accuracy": float(fitted.history["accuracy"][-1]),
-               "val_loss": float(validation["loss"]), "val_accuracy": float(validation["accuracy"]),
-               "learning_rate": learning_rate_at(plan, epoch), "seconds": time.perf_counter() - started}
-        rows.append(row)
+        rows.append({"epoch": epoch + 1, "loss": float(fitted.history["loss"][-1]),
+                     "accuracy": float(fitted.history["accuracy"][-1]),
+                     "val_loss": float(validation["loss"]), "val_accuracy": float(validation["accuracy"]),
+                     "learning_rate": plan.learning_rate_at(epoch), "seconds": time.perf_counter() - started})
         print_progress(plan, rows)
         if after_epoch:
             after_epoch(model, rows)
-    return pd.DataFrame(rows, columns=HISTORY_COLUMNS)
+    return pd.DataFrame(rows, columns=records.HISTORY_COLUMNS)
+
+
+# --- Reuse and checkpoints --------------------------------------------------------------------------
+
+
+def fingerprint(plan: TrainingPlan, model: keras.Model, split: Split) -> str:
+    """A key of plan, architecture and data: a checkpoint or finished run is reused only for the same key."""
+    checksum = 0
+    for array in split:
+        checksum = zlib.crc32(np.ascontiguousarray(array).data, checksum)
+    shapes = [list(array.shape) for array in split]
+    # Layer names are numbered per process ("conv2d_7"); they do not change what is trained.
+    architecture = re.sub(r'"name": "[^"]*"', "", model.to_json())
+    record = {"plan": asdict(plan), "model": architecture, "data": [checksum, shapes]}
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class TrainingResult:
+    """A trained model, its per-epoch history, and the key of the run that made it."""
+
+    model: keras.Model
+    history: pd.DataFrame
+    fingerprint: str
+    reused: bool = False  # True when a finished run with the same key was loaded instead of retrained
+    resumed_after_epoch: int = 0  # epochs restored from a checkpoint of an interrupted run
+
+
+def _finished_run(run: Run, key: str) -> TrainingResult | None:
+    """The finished run in its folder if it was made with the same key and is undamaged; else None, saying why."""
+    if not (run.folder / "metrics.json").exists():
+        return None
+    try:
+        metrics = records.check_finished(run.folder)
+        if metrics["fingerprint"] != key:
+            print(f"{shown(run.folder)} was trained with other data or code: training it again", flush=True)
+            return None
+        model = load_model(run.folder / "model.keras")
+    except ValueError as error:
+        print(f"damaged run: {error}; training it again", flush=True)
+        return None
+    return TrainingResult(model, records.read_history(run.folder, metrics["epochs"]), key, reused=True)
+
+
+def _restore_checkpoint(checkpoint: Path, key: str) -> tuple[keras.Model, list[dict]] | None:
+    """The checkpointed model and history if the checkpoint belongs to this run and loads; else discard it."""
+    try:
+        state = json.loads((checkpoint / "state.json").read_text())
+        if state.get("fingerprint") != key:
+            raise ValueError("a checkpoint of a run with other parameters or data")
+        return load_model(checkpoint / "model.keras"), state["history"]
+    except FileNotFoundError:
+        pass
+    except (ValueError, KeyError, AttributeError) as error:
+        print(f"discarding the checkpoint in {shown(checkpoint)}: {error}", flush=True)
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
+def _save_checkpoint(checkpoint: Path, key: str, model: keras.Model, rows: list[dict]) -> None:
+    """Save model, optimizer state and history after an epoch, each file atomically."""
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    with atomic_path(checkpoint / "model.keras") as temporary:
+        model.save(temporary)
+    write_text_atomic(checkpoint / "state.json", json.dumps({"fingerprint": key, "history": rows}))
+
+
+def fit_run(run: Run, split: Split, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainingResult:
+    """Train a single run on `split`: reuse the finished identical run, resume its checkpoint, or start afresh."""
+    checkpoint = run.folder / runs.CHECKPOINT_DIR
+    plan = run.plan
+    model = new_model(plan)
+    key = fingerprint(plan, model, split)
+    finished = _finished_run(run, key)
+    if finished:
+        print(f"reusing the finished run {shown(run.folder)}: same parameters, architecture and data", flush=True)
+        return finished
+    rows: list[dict] = []
+    restored = _restore_checkpoint(checkpoint, key)
+    if restored:
+        model, rows = restored
+        print(f"resuming after epoch {len(rows)} of {plan.epochs} from {shown(checkpoint)}", flush=True)
+    history = train_model(plan, model, split, rows, extra_callbacks=extra_callbacks,
+                          after_epoch=lambda model, rows: _save_checkpoint(checkpoint, key, model, rows))
+    return TrainingResult(model, history, key, resumed_after_epoch=len(rows))
+
+
+# --- The run's records ------------------------------------------------------------------------------
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, TensorFlow and Keras, and the device that trained, for the metrics file."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:  # TensorFlow trains on the first visible GPU by itself
+        name = tf.config.experimental.get_device_details(gpus[0]).get("device_name", gpus[0].name)
+        device = f"GPU: {name}"
+    else:
+        device = f"CPU: {platform.machine()}, {os.cpu_count()} cores"
+    return {"python_version": platform.python_version(), "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__, "device": device}
+
+
+def run_metrics(run: Run, result: TrainingResult, split: Split) -> dict:
+    """The metrics.json record of a finished run: its parameters, scores, speed and versions."""
+    seconds = float(result.history["seconds"].sum())
+    last = result.history.iloc[-1]
+    n_train = len(split.train_images)
+    parameters = {name: value for name, value in run.parameters.items() if name != "ensemble"}
+    return {
+        "run": run.name,
+        **parameters,
+        "learning_rate": run.plan.learning_rate,
+        "params": int(result.model.count_params()),
+        "n_train": n_train,
+        "n_validation": len(split.validation_images),
+        "train_seconds": round(seconds, 2),
+        "images_per_second": round(n_train * run.epochs / seconds, 1),
+        "val_accuracy": float(last["val_accuracy"]),
+        "val_loss": float(last["val_loss"]),
+        "fingerprint": result.fingerprint,
+        **versions(),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def save_run(run: Run, result: TrainingResult, split: Split) -> None:
+    """Write model.keras, history.csv and metrics.json atomically (metrics last), then drop the checkpoint."""
+    if result.reused:
+        return  # the finished run on disk is this one: keep its record (finish time, test accuracy)
+    with atomic_path(run.folder / "model.keras") as temporary:
+        result.model.save(temporary)
+    write_frame_atomic(result.history, run.folder / "history.csv")
+    records.save_metrics(run.folder, run_metrics(run, result, split))
+    shutil.rmtree(run.folder / runs.CHECKPOINT_DIR, ignore_errors=True)
+
+
+def train_run(run: Run, split: Split | None = None) -> dict[str, pd.DataFrame]:
+    """Train the run, or each member of an ensemble (or reuse them); return each trained run's history by name."""
+    split = split or load_split(run.data_dir, run.sample_size, run.validation_fraction)
+    runs.start(run)
+    histories = {}
+    for member in run.trained:
+        if run.members:
+            print(f"--- member {member.name} ({len(histories) + 1} of {run.ensemble})", flush=True)
+        result = fit_run(member, split)
+        save_run(member, result, split)
+        histories[member.name] = result.history
+        metrics = records.read_metrics(member.folder)
+        print(records.weak_run_note(metrics) or f"{member.name}: validation accuracy {metrics['val_accuracy']:.2%}, "
+              f"as expected for the {member.arch} recipe on this data", flush=True)
+    return histories

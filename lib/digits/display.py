@@ -1,0 +1,64 @@
+"""Display: values as people read them (paths, percentages, tables), in text and in HTML."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from digits.paths import project_root
+
+
+def shown(path: str | Path) -> str:
+    """A path for people: relative to the project when inside it, so no page shows the machine's folders."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except (ValueError, OSError, RuntimeError):  # outside the project, or a path that cannot be resolved (a loop)
+        return str(path)
+
+
+def missing(value: Any) -> bool:
+    """True for None and NaN: a value not known."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def percent(value: float | None) -> str:
+    """0.99512 -> '99.51%'; None or NaN -> ''."""
+    return "" if missing(value) else f"{value:.2%}"
+
+
+# Characters that markdown (and pandoc's pipe tables) would read as markup.
+MARKDOWN_SPECIAL = str.maketrans({character: "\\" + character for character in "\\`*_[]{}()#+!|<>~$"})
+
+
+def markdown_text(value: Any) -> str:
+    """Any value as literal text in markdown: HTML escaped, markdown's markup characters escaped."""
+    if missing(value):
+        return ""
+    text = " ".join(str(value).split())  # one line: a newline would end a table row
+    return html.escape(text, quote=True).translate(MARKDOWN_SPECIAL)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], bold_rows: Iterable[int] = ()) -> str:
+    """A pipe table of literal values (every cell escaped); the rows numbered in bold_rows in bold."""
+    bold = set(bold_rows)
+    lines = ["| " + " | ".join(markdown_text(name) for name in header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for index, row in enumerate(rows):
+        cells = [markdown_text(value) for value in row]
+        if index in bold:
+            cells = [f"**{cell}**" if cell else "" for cell in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def text_table(frame: Any, percent_columns: Sequence[str] = ("val_accuracy", "test_accuracy")) -> str:
+    """A DataFrame as aligned text for a terminal, the given columns as percentages, missing values blank."""
+    shown_frame = frame.astype(object).where(frame.notna(), "")
+    for column in percent_columns:
+        if column in shown_frame:
+            shown_frame[column] = frame[column].map(percent)
+    text = shown_frame.to_string(index=False)
+    return "\n".join(line.rstrip() for line in text.splitlines())

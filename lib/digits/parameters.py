@@ -1,0 +1,341 @@
+"""Parameters: every value a user can give, defined once: name, default, check and help.
+
+`make all EPOCHS=30` gives EPOCHS. Make keeps the variables of its command line
+in MAKEFLAGS exactly as typed, so the pipeline reads them from there
+(`given_on_make_command_line`) and Make never expands them (`$`, `$(shell ...)`
+stay characters) nor puts them in front of a shell. Variables exported in the
+shell are not parameters: one line names any that a command ignores.
+
+Unset (empty on the make command line, None in Python and in the notebooks)
+means the default: for EPOCHS, BATCH_SIZE and AUGMENT, the architecture's
+recipe (digits.config.RECIPES).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from digits.config import ARCHITECTURES, RECIPES
+
+MAX_EPOCHS = 1000
+MAX_BATCH_SIZE = 65536
+MAX_ENSEMBLE = 20
+WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits only: "²" is a digit to str.isdigit, not to int()
+
+
+def unset(value: Any) -> bool:
+    """True when a parameter was left unset (None, or an empty string from make)."""
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def whole_number(name: str, value: Any, low: int, high: int) -> int:
+    """`value` as an int in [low, high]; ValueError naming `name` and what is allowed."""
+    text = value.strip() if isinstance(value, str) else value
+    is_int = isinstance(value, int) and not isinstance(value, bool)
+    if not is_int and not (isinstance(text, str) and WHOLE_NUMBER.fullmatch(text)):
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    if not low <= int(text) <= high:
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {int(text)}")
+    return int(text)
+
+
+# --- Checks: each returns the value converted, or raises ValueError naming the parameter ----------------
+
+
+def check_arch(value: Any) -> str:
+    """Architecture name: one of ARCHITECTURES."""
+    if value not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {value!r}")
+    return value
+
+
+def check_epochs(value: Any) -> int | None:
+    """Epochs: unset (the recipe's) or 1..MAX_EPOCHS."""
+    return None if unset(value) else whole_number("epochs", value, 1, MAX_EPOCHS)
+
+
+def check_batch_size(value: Any) -> int | None:
+    """Batch size: unset (the recipe's) or 1..MAX_BATCH_SIZE."""
+    return None if unset(value) else whole_number("batch_size", value, 1, MAX_BATCH_SIZE)
+
+
+def check_seed(value: Any) -> int:
+    """Random seed: 0..2**31-1."""
+    return whole_number("seed", value, 0, 2**31 - 1)
+
+
+def check_sample_size(value: Any) -> int:
+    """Sample size: 0 (all rows), or at least 20 rows (two per class)."""
+    if unset(value) or (isinstance(value, (int, str)) and str(value).strip() == "0"):
+        return 0
+    return whole_number("sample_size", value, 20, 10**9)
+
+
+def check_validation_fraction(value: Any) -> float:
+    """Validation fraction: a number above 0 and at most 0.5."""
+    try:
+        fraction = float(value)
+    except (TypeError, ValueError):
+        fraction = math.nan
+    if isinstance(value, bool) or not 0 < fraction <= 0.5:
+        raise ValueError(f"validation_fraction must be a number above 0 and at most 0.5, got {value!r}")
+    return fraction
+
+
+SWITCH_WORDS = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
+
+
+def check_augment(value: Any) -> bool | None:
+    """Augmentation switch: unset (the recipe's), on or off."""
+    if unset(value) or isinstance(value, bool):
+        return None if unset(value) else value
+    if str(value).strip().lower() not in SWITCH_WORDS:
+        raise ValueError(f"augment must be on or off (empty: the recipe's), got {value!r}")
+    return SWITCH_WORDS[str(value).strip().lower()]
+
+
+def check_ensemble(value: Any) -> int:
+    """Ensemble size: 1 (a single run) to MAX_ENSEMBLE runs with consecutive seeds."""
+    return 1 if unset(value) else whole_number("ensemble", value, 1, MAX_ENSEMBLE)
+
+
+def check_path(name: str, value: Any) -> Path:
+    """A path given as text; ValueError naming the parameter when it is empty or holds a NUL character."""
+    if unset(value) or "\0" in str(value):
+        raise ValueError(f"{name} must be a path, got {str(value)!r}")
+    return Path(str(value)).expanduser()
+
+
+def check_text(name: str) -> Callable[[Any], str]:
+    """A check for free text (a run name, a command): anything but a NUL character."""
+    def check(value: Any) -> str:
+        text = "" if value is None else str(value)
+        if "\0" in text:
+            raise ValueError(f"{name} must not hold a NUL character")
+        return text
+    return check
+
+
+def check_switch(name: str) -> Callable[[Any], bool | None]:
+    """A check for yes/no (empty: the default)."""
+    def check(value: Any) -> bool | None:
+        if unset(value) or isinstance(value, bool):
+            return None if unset(value) else value
+        if str(value).strip().lower() not in SWITCH_WORDS:
+            raise ValueError(f"{name} must be yes or no, got {value!r}")
+        return SWITCH_WORDS[str(value).strip().lower()]
+    return check
+
+
+def check_port(value: Any) -> int | None:
+    """A TCP port for JupyterLab: unset (the first free one from 8888) or 1024..65535."""
+    return None if unset(value) else whole_number("port", value, 1024, 65535)
+
+
+def check_gpu(value: Any) -> bool:
+    """GPU=1 (TensorFlow with CUDA) or unset."""
+    if unset(value) or str(value).strip() == "1":
+        return not unset(value)
+    raise ValueError(f"gpu must be 1 or empty, got {value!r}")
+
+
+# --- The parameters ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One parameter: the notebooks' name (the Make variable is the same in capitals)."""
+
+    name: str
+    default: Any  # None: unset
+    check: Callable[[Any], Any]
+    help: str
+    group: str  # run | folders | choice | tools | lab | setup
+    label: str = ""  # prefix of its part in the run folder's name ("" = never part of the name)
+    always_named: bool = False  # in the run's name even at its default
+
+    @property
+    def variable(self) -> str:
+        """The Make variable that sets it."""
+        return self.name.upper()
+
+    @property
+    def default_text(self) -> str:
+        """The default as `make help` and the README show it ("" when unset)."""
+        return "" if self.default is None else str(self.default)
+
+    @property
+    def description(self) -> str:
+        """The help, and for a recipe's value what an unset one means, from the recipes themselves."""
+        if self.name not in ("epochs", "batch_size", "augment"):
+            return self.help
+        values: dict[str, list[str]] = {}
+        for arch in ARCHITECTURES:
+            value = getattr(RECIPES[arch], self.name)
+            values.setdefault("on" if value is True else "off" if value is False else str(value), []).append(arch)
+        if len(values) == 1:
+            return f"{self.help}; empty: the recipe's ({next(iter(values))})"
+        recipes = ", ".join(f"{value} for {' and '.join(archs)}" for value, archs in values.items())
+        return f"{self.help}; empty: the recipe's ({recipes})"
+
+
+PARAMETERS_LIST = (
+    Parameter("arch", "strided", check_arch,
+              "the network: strided, wide (1.5 times the filters, half the speed) or baseline (the original "
+              "write-up's CNN)", "run", always_named=True),
+    Parameter("epochs", None, check_epochs, "passes over the training data", "run", label="e", always_named=True),
+    Parameter("seed", 42, check_seed, "random seed: the same seed gives the same numbers", "run", label="s",
+              always_named=True),
+    Parameter("batch_size", None, check_batch_size, "images per training step", "run", label="b"),
+    Parameter("sample_size", 0, check_sample_size, "train on the first N rows of train.csv (0: all)", "run",
+              label="n"),
+    Parameter("validation_fraction", 0.1, check_validation_fraction,
+              "share of rows held out for validation (the same rows for every seed)", "run", label="v"),
+    Parameter("augment", None, check_augment, "random rotation, zoom and shift: on or off", "run", label="aug"),
+    Parameter("ensemble", 1, check_ensemble, "train N runs with seeds SEED..SEED+N-1 and average them", "run"),
+    Parameter("data_dir", "data", lambda value: check_path("data_dir", value),
+              "folder holding train.csv and test.csv", "folders"),
+    Parameter("models_dir", "models", lambda value: check_path("models_dir", value),
+              "folder of the runs (made if missing)", "folders"),
+    Parameter("run", "", check_text("run"),
+              "a kept run by name, for report, notebooks, predict and kaggle-submit (empty: the latest)", "choice"),
+    Parameter("images", "", check_text("images"), "make predict: an image file or a folder of them", "choice"),
+    Parameter("quarto", "quarto", check_text("quarto"),
+              "the Quarto command for the report; no: the self-contained page without Quarto", "tools"),
+    Parameter("kaggle", "", check_text("kaggle"), "the Kaggle command (empty: the environment's own)", "tools"),
+    Parameter("port", None, check_port, "make lab: the port (empty: the first free one from 8888)", "lab"),
+    Parameter("browser", None, check_switch("browser"), "make lab: open a browser, yes or no", "lab"),
+    Parameter("venv", ".venv", lambda value: check_path("venv", value),
+              "the environment's folder (a conda one: VENV=$CONDA_PREFIX)", "setup"),
+    Parameter("gpu", None, check_gpu, "GPU=1: TensorFlow with CUDA (Linux), from requirements-gpu.lock", "setup"),
+)
+PARAMETERS = {parameter.name: parameter for parameter in PARAMETERS_LIST}
+RUN_PARAMETERS = tuple(parameter for parameter in PARAMETERS_LIST if parameter.group == "run")
+GROUP_TITLES = {"run": "The run", "folders": "Folders", "choice": "Choosing a run and images", "tools": "Tools",
+                "lab": "JupyterLab", "setup": "The environment (read by make itself)"}
+
+
+def check_parameters(**given: Any) -> dict[str, Any]:
+    """Check every given parameter; return them converted, or raise ValueError on the first bad one."""
+    unknown = sorted(set(given) - set(PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}")
+    return {name: PARAMETERS[name].check(value) for name, value in given.items()}
+
+
+# --- Where the values come from -----------------------------------------------------------------------------
+
+
+def command_line_variables(makeflags: str) -> dict[str, str]:
+    """The variables of make's command line, as typed, from MAKEFLAGS (`... -- NAME=value NAME=value`).
+
+    Make escapes spaces and backslashes in MAKEFLAGS with a backslash and doubles `$`.
+    """
+    words, word, index, escaped_space = [], [], 0, False
+    while index < len(makeflags):
+        character = makeflags[index]
+        if character == "\\" and index + 1 < len(makeflags):
+            word.append(makeflags[index + 1])
+            index += 2
+            escaped_space = True
+            continue
+        if character == "$" and makeflags[index + 1:index + 2] == "$":
+            word.append("$")
+            index += 2
+            continue
+        if character == " ":
+            if word or escaped_space:
+                words.append("".join(word))
+            word, escaped_space = [], False
+        else:
+            word.append(character)
+        index += 1
+    if word or escaped_space:
+        words.append("".join(word))
+    if "--" not in words:
+        return {}
+    variables = {}
+    for assignment in words[words.index("--") + 1:]:
+        name, _, value = assignment.partition("=")
+        variables[name.rstrip(":+?!")] = value
+    return variables
+
+
+def given_on_make_command_line(environment: Mapping[str, str]) -> dict[str, str]:
+    """The parameters given on make's command line, by their notebook names; ValueError for an unknown name."""
+    variables = command_line_variables(environment.get("MAKEFLAGS", ""))
+    return given_as_variables(variables)
+
+
+def given_as_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    """NAME=value pairs as parameters by their notebook names; ValueError naming an unknown variable."""
+    known = {parameter.variable: parameter.name for parameter in PARAMETERS_LIST}
+    unknown = [name for name in variables if name not in known]
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]}={variables[unknown[0]]!r}: "
+                         f"`make help` lists the parameters ({', '.join(known)})")
+    return {known[name]: value for name, value in variables.items()}
+
+
+def ignored_in_environment(environment: Mapping[str, str], given: Mapping[str, Any]) -> list[str]:
+    """NAME=value of the parameters exported in the shell but not given on the command line (they are ignored)."""
+    return [f"{parameter.variable}={environment[parameter.variable]}" for parameter in PARAMETERS_LIST
+            if parameter.group in ("run", "folders", "choice") and parameter.variable in environment
+            and parameter.name not in given]
+
+
+# --- Help -----------------------------------------------------------------------------------------------------
+
+
+def help_text() -> str:
+    """Every parameter with its default and meaning, by group, for `make help`."""
+    lines = []
+    for group, title in GROUP_TITLES.items():
+        lines.append(f"{title}:")
+        for parameter in (p for p in PARAMETERS_LIST if p.group == group):
+            lines.append(f"  {parameter.variable + '=' + parameter.default_text:<26} {parameter.description}")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The parameters as the README's table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for parameter in PARAMETERS_LIST:
+        default = f"`{parameter.default_text}`" if parameter.default_text else "(empty)"
+        rows.append(f"| `{parameter.variable}` | {default} | {parameter.description} |")
+    return "\n".join(rows)
+
+
+def main(arguments: list[str]) -> int:
+    """`help`: list the parameters; `check`: check those on make's command line (one line and status 2 if bad)."""
+    import os
+    import sys
+
+    if arguments == ["help"]:
+        print(help_text())
+        return 0
+    if arguments == ["markdown"]:
+        print(markdown_table())
+        return 0
+    if arguments != ["check"]:
+        print("usage: python -m digits.parameters help|check|markdown", file=sys.stderr)
+        return 2
+    known = {parameter.variable for parameter in PARAMETERS_LIST}
+    variables = command_line_variables(os.environ.get("MAKEFLAGS", ""))
+    try:
+        check_parameters(**given_as_variables({name: value for name, value in variables.items() if name in known}))
+    except ValueError as error:
+        print(f"error: bad parameter: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))

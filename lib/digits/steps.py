@@ -1,0 +1,245 @@
+"""Steps: the pipeline's steps in their one order, each checking the files on disk before it does any work.
+
+Each step does only what is missing or out of date: an executed notebook
+records a digest of its inputs (parameters, data, notebook and library code),
+and what is on disk decides, not a stamp. `digits.pipeline` is the command
+line that runs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from digits import notebook, records, runs
+from digits.competition import check_submission
+from digits.data import prepare_data
+from digits.display import shown
+from digits.files import remove_stale_partials, sha256_of
+from digits.parameters import PARAMETERS, RUN_PARAMETERS
+from digits.runs import Run
+
+
+@dataclass
+class Context:
+    """What a command works on: the project, the checked parameters, the folders, and (once chosen) the run."""
+
+    project: Path
+    given: dict[str, Any]  # the parameters as given, by their notebook names
+    settings: dict[str, Any]  # the same, checked and converted
+    data_dir: Path
+    models_dir: Path
+    train: bool  # True when the run may be trained (make all); else a kept run is used as it is
+    run: Run | None = None
+    explored: Path = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.explored = self.models_dir / runs.EXPLORE_DIR / "10-explore.ipynb"
+
+
+# --- Inputs and their digests -----------------------------------------------------------------------
+
+
+def _digest(*parts: Any) -> str:
+    """SHA-256 of JSON-encoded parts."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def notebook_digest(path: Path) -> str:
+    """Digest of a source notebook's cells but its parameters cell: outputs and metadata that Lab saves do not count.
+
+    Papermill sets every parameter, so a default edited in JupyterLab changes nothing the pipeline runs.
+    """
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return _digest([(cell["cell_type"], "".join(cell["source"])) for cell in cells
+                    if "parameters" not in cell.get("metadata", {}).get("tags", [])])
+
+
+def library_digest(project: Path) -> str:
+    """Digest of the project's own package code: editing lib/digits/*.py reruns the notebooks."""
+    return sha256_of(*sorted((project / "lib" / "digits").glob("*.py")))
+
+
+def data_digest(data_dir: Path) -> str:
+    """Digest of the data files the notebooks read."""
+    return sha256_of(*(data_dir / name for name in ("train.csv", "test.csv", "test_labels.csv")))
+
+
+def _inputs(context: Context, step: str, notebook_name: str, *extra: Any) -> str:
+    """Digest of a notebook step's inputs: the step, its notebook, the library, the data and anything else."""
+    source = context.project / "notebooks" / f"{notebook_name}.ipynb"
+    return _digest(step, notebook_digest(source), library_digest(context.project), data_digest(context.data_dir),
+                   *extra)
+
+
+def _execute(context: Context, notebook_name: str, target: Path, parameters: dict[str, Any], inputs: str) -> None:
+    """Run a source notebook into `target` with papermill."""
+    notebook.execute(context.project / "notebooks" / f"{notebook_name}.ipynb", target, parameters, inputs,
+                     context.project)
+
+
+def _folders(context: Context) -> dict[str, str]:
+    """The notebooks' data_dir and models_dir parameters: relative to the project when inside it."""
+    return {"data_dir": shown(context.data_dir), "models_dir": shown(context.models_dir)}
+
+
+# --- The steps --------------------------------------------------------------------------------------
+
+
+def step_data(context: Context) -> None:
+    """Write train.csv, test.csv and test_labels.csv from the embedded MNIST, or check the files there."""
+    remove_stale_partials(context.data_dir)
+    summary = prepare_data(context.data_dir)
+    verb = "checked" if summary["source"] == "existing files" else "wrote"
+    print(f"{verb} {shown(context.data_dir / 'train.csv')} ({summary['train']:,} rows) and test.csv "
+          f"({summary['test']:,} rows) [{summary['source']}]", flush=True)
+
+
+def step_explore(context: Context) -> None:
+    """Run 10-explore on the data, unless its executed copy is from the same inputs."""
+    inputs = _inputs(context, "explore", "10-explore")
+    if notebook.executed_inputs(context.explored) == inputs:
+        return
+    runs.start_explore(context.explored.parent)
+    _execute(context, "10-explore", context.explored, {"data_dir": shown(context.data_dir)}, inputs)
+
+
+def step_train(context: Context) -> None:
+    """Run 20-train for the run (or each member of the ensemble) unless it is finished and its copy up to date."""
+    run = context.run
+    for member in run.trained:
+        target = member.folder / runs.NOTEBOOKS_DIR / "20-train.ipynb"
+        inputs = _inputs(context, "train", "20-train", runs.as_given(member))
+        finished = records.is_finished(member.folder)
+        # A kept run is shown as it is: a bare `make report` never retrains, even after a code change.
+        if finished and (notebook.executed_inputs(target) == inputs or (not context.train and target.is_file())):
+            continue
+        if not finished and not context.train:
+            raise ValueError(f"{member.name} is not finished: `make all` with its parameters trains it")
+        runs.start(member)
+        for folder in (member.folder, member.folder / runs.CHECKPOINT_DIR):
+            remove_stale_partials(folder)
+        _execute(context, "20-train", target, runs.as_given(member), inputs)
+        records.check_finished(member.folder)
+    runs.start(run)
+
+
+def _downstream(context: Context, step: str, notebook_name: str) -> tuple[Path, str]:
+    """The executed copy of a step that reads the trained models, and its inputs (the models among them)."""
+    run = context.run
+    runs.check_ready(run)
+    models = sha256_of(*(member.folder / "model.keras" for member in run.trained))
+    return run.folder / runs.NOTEBOOKS_DIR / f"{notebook_name}.ipynb", _inputs(context, step, notebook_name,
+                                                                               run.name, models)
+
+
+def step_evaluate(context: Context) -> None:
+    """Run 30-evaluate unless evaluation.csv and the test accuracy are there, checked, from the same inputs."""
+    target, inputs = _downstream(context, "evaluate", "30-evaluate")
+    try:
+        records.read_evaluation(context.run.folder / "evaluation.csv")
+        scored = "test_accuracy" in records.read_metrics(context.run.folder)
+    except ValueError as error:
+        scored = False
+        if (context.run.folder / "evaluation.csv").exists():
+            print(f"{error}: evaluating again", flush=True)
+    if scored and notebook.executed_inputs(target) == inputs:
+        return
+    _execute(context, "30-evaluate", target, {"run": context.run.name, **_folders(context)}, inputs)
+
+
+def step_submit(context: Context) -> None:
+    """Run 40-submit unless a valid submission.csv (one row per test image) is there from the same inputs."""
+    target, inputs = _downstream(context, "submit", "40-submit")
+    submission = context.run.folder / "submission.csv"
+    try:
+        check_submission(submission, context.data_dir / "test.csv")
+        complete = True
+    except ValueError as error:
+        complete = False
+        if submission.exists():
+            print(f"{error}: predicting the submission again", flush=True)
+    if complete and notebook.executed_inputs(target) == inputs:
+        return
+    _execute(context, "40-submit", target, {"run": context.run.name, **_folders(context)}, inputs)
+    check_submission(submission, context.data_dir / "test.csv")
+
+
+def step_report(context: Context) -> None:
+    """Render the report of the run (Quarto, or the self-contained page) unless it is up to date."""
+    from digits.report import render_report
+
+    run = context.run
+    runs.check_ready(run)
+    # An ensemble's training chapter is its first member's; evaluation and submission are the ensemble's own.
+    trained_in = {"20-train": run.trained[0].folder}
+    chapters = {step.notebook: (context.explored if step.name == "explore" else
+                                trained_in.get(step.notebook, run.folder) / runs.NOTEBOOKS_DIR /
+                                f"{step.notebook}.ipynb")
+                for step in STEPS if step.notebook}
+    quarto = context.settings.get("quarto", PARAMETERS["quarto"].default)
+    entry = render_report(context.project / "report", run, chapters, quarto_command(quarto),
+                          extra_inputs=library_digest(context.project))
+    print(f"report: {shown(entry)} (run {run.name})", flush=True)
+
+
+def quarto_command(quarto: str) -> str | None:
+    """The Quarto command to render with, or None for the self-contained page (QUARTO=no, or none installed)."""
+    import shutil
+
+    if quarto.strip().lower() in ("no", "none", "off"):
+        return None
+    found = shutil.which(quarto)
+    if found is None:
+        print(f"Quarto ({quarto!r}) is not installed: rendering the self-contained page instead", flush=True)
+    return found
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the pipeline: its name, the notebook it runs (its report chapter), and what it does."""
+
+    name: str
+    action: Callable[[Context], None]
+    notebook: str = ""
+    needs_run: bool = True
+
+
+# The order of the pipeline, here and nowhere else: Make's targets, the report's chapters and the book follow it.
+STEPS = (
+    Step("data", step_data, needs_run=False),
+    Step("explore", step_explore, "10-explore", needs_run=False),
+    Step("train", step_train, "20-train"),
+    Step("evaluate", step_evaluate, "30-evaluate"),
+    Step("submit", step_submit, "40-submit"),
+    Step("report", step_report),
+)
+STEP_NAMES = [step.name for step in STEPS]
+
+
+def steps_for(command: str) -> list[Step]:
+    """The steps a command runs, in order: all of them up to it, but exploration only for the whole book."""
+    if command in ("all", "report"):
+        return list(STEPS)
+    if command == "notebooks":
+        return [step for step in STEPS if step.notebook or step.name == "data"]
+    last = STEP_NAMES.index(command)
+    return [step for step in STEPS[:last + 1] if step.name in (command, "data") or step.needs_run]
+
+
+# --- Choosing the run ------------------------------------------------------------------------------
+
+
+def choose_run(context: Context, command: str) -> Run:
+    """The run a command works on: the one its parameters define (`all`), the one RUN names, or the latest."""
+    named_by_parameters = [p.name for p in RUN_PARAMETERS if p.name in context.given]
+    if context.settings.get("run") and named_by_parameters:
+        raise ValueError(f"give RUN or run parameters ({', '.join(p.upper() for p in named_by_parameters)}), "
+                         f"not both")
+    if command == "all" or named_by_parameters:
+        return runs.resolve(context.given | {"data_dir": context.data_dir, "models_dir": context.models_dir})
+    return runs.find(context.settings.get("run", ""), context.data_dir, context.models_dir)
