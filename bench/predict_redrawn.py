@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from digits import runs
-from digits.data import load_mnist
 from digits.evaluate import accuracy, predict_run
+from digits.mnist import load_mnist
 from digits.predict import greyscale, load_image, to_mnist
 
 

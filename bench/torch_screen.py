@@ -44,7 +44,8 @@ from digits.config import (
     Layer,
     strided_layers,
 )
-from digits.data import load_mnist, split_train_validation
+from digits.data import split_train_validation
+from digits.mnist import load_mnist
 from digits.parameters import PARAMETERS
 
 MODELS_PER_RECIPE = 8

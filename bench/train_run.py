@@ -29,11 +29,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--sample-size", type=int, default=0)
     parser.add_argument("--out", default="bench/out")
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
     arguments = parser.parse_args()
     started = time.perf_counter()
     run = runs.resolve({"arch": arguments.arch, "epochs": arguments.epochs, "seed": arguments.seed,
                         "sample_size": arguments.sample_size, "models_dir": arguments.out})
-    train.train_run(run)
+    train.train_run(run, precision=arguments.precision)
     test_images = load_test(run.data_dir / "test.csv")
     predicted = evaluate.predict_run(run, test_images).argmax(axis=1)
     labels = load_test_labels(run.data_dir, len(test_images))

@@ -22,7 +22,8 @@ import keras
 
 from digits import runs
 from digits.config import ARCHITECTURES
-from digits.data import load_mnist, to_images
+from digits.data import to_images
+from digits.mnist import load_mnist
 from digits.train import batches, new_model, one_hot
 
 

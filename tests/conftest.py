@@ -18,7 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digits.data import TEST_COLUMNS, TRAIN_COLUMNS, load_mnist, to_images, write_csv
+from digits.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, write_csv
+from digits.data import to_images
+from digits.mnist import load_mnist
 from digits.parameters import PARAMETERS_LIST
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]

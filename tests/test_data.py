@@ -10,17 +10,9 @@ import numpy as np
 import pytest
 
 from conftest import PROJECT_ROOT, run_pipeline
-from digits.data import (
-    PIXEL_COLUMNS,
-    TEST_COLUMNS,
-    TRAIN_COLUMNS,
-    DataError,
-    expected_checksums,
-    load_test,
-    load_train,
-    prepare_data,
-    read_idx,
-)
+from digits.csvfiles import PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, DataError
+from digits.data import load_test, load_train, prepare_data
+from digits.mnist import expected_checksums, read_idx
 from digits.paths import raw_mnist_dir
 
 # Class counts of the MNIST training and test sets, from the data's README.

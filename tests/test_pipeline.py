@@ -315,3 +315,66 @@ def test_a_full_disk_is_one_line_naming_the_path(fresh_project, tmp_path):
     assert result.returncode != 0
     assert len(errors(result)) == 1 and "No space left on device" in errors(result)[0], result.stderr
     assert str(full) in errors(result)[0]
+
+
+# --- The fast path: nothing to do costs almost nothing, and still sees every change ---------------------------
+
+
+def ran(output: str) -> list[str]:
+    """The notebooks a command ran."""
+    return re.findall(r"^==> running notebooks/(\S+)\.ipynb", output, flags=re.MULTILINE)
+
+
+def edit_in_place(path: Path, old: bytes, new: bytes) -> None:
+    """Replace bytes in a file without changing its size: only its times and contents tell the change."""
+    content = path.read_bytes()
+    assert len(old) == len(new) and old in content
+    path.write_bytes(content.replace(old, new, 1))
+
+
+def test_nothing_to_do_runs_nothing_and_changes_nothing(fresh_project):
+    run = run_folder(fresh_project, QUICK_RUN)
+    before = {path: path.read_bytes() for path in (run / "metrics.json", run / "evaluation.csv")}
+    result = run_make(fresh_project, "all", *QUICK)
+    assert result.returncode == 0 and ran(result.stdout) == [] and trainings(result.stdout) == 0
+    assert {path: path.read_bytes() for path in before} == before
+    assert "seconds per step:" in result.stdout and "  report " in result.stdout
+
+
+def test_a_same_size_edit_of_the_data_is_seen_and_checked_again(fresh_project):
+    test_csv = fresh_project / "tiny data" / "test.csv"
+    edit_in_place(test_csv, b"\n0,0,0,0,", b"\n0,0,0,1,")  # one pixel of the first test image
+    result = run_make(fresh_project, "all", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert ran(result.stdout) == ["10-explore", "20-train", "30-evaluate", "40-submit"]
+    assert trainings(result.stdout) == 0  # the training data did not change: the run is reused
+    edit_in_place(test_csv, b"\n0,0,0,1,", b"\n0,0,0,x,")  # now a bad cell, still the same size
+    result = run_make(fresh_project, "all", *QUICK)
+    assert result.returncode != 0 and errors(result) == [
+        "error: tiny data/test.csv, line 2, column pixel3: 'x' is not a whole number"]
+
+
+def test_a_notebook_edit_reruns_that_notebook_only(fresh_project):
+    source = fresh_project / "notebooks" / "30-evaluate.ipynb"
+    source.write_text(source.read_text().replace("# Evaluate the model", "# Evaluate the model again"))
+    result = run_make(fresh_project, "all", *QUICK)
+    assert result.returncode == 0 and ran(result.stdout) == ["30-evaluate"], result.stdout
+    # A notebook saved with outputs and a new default, as JupyterLab saves one, is not an edit of its cells.
+    notebook = json.loads((fresh_project / "notebooks" / "20-train.ipynb").read_text())
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["printed\n"]}]
+        if "parameters" in cell["metadata"].get("tags", []):
+            cell["source"] = ["".join(cell["source"]).replace("seed: int = 42", "seed: int = 7")]
+    (fresh_project / "notebooks" / "20-train.ipynb").write_text(json.dumps(notebook))
+    assert ran(run_make(fresh_project, "all", *QUICK).stdout) == []
+
+
+def test_a_same_size_damage_of_a_model_is_seen(fresh_project):
+    model = run_folder(fresh_project, QUICK_RUN) / "model.keras"
+    content = bytearray(model.read_bytes())
+    content[len(content) // 2] ^= 0xFF  # one flipped byte inside the weights: the archive's checksums fail
+    model.write_bytes(bytes(content))
+    result = run_make(fresh_project, "all", *QUICK)
+    assert result.returncode == 0 and trainings(result.stdout) == 1
+    assert "damaged run:" in result.stdout and "model.keras" in result.stdout

@@ -10,7 +10,6 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.image
-import nbformat
 import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
@@ -34,11 +33,9 @@ def test_tidy_hides_the_parameters_cells_and_keeps_every_output(tmp_path):
             new_output("stream", name="stdout", text="I0000 is fine on stdout\n"),
         ]),
     ])
-    path = tmp_path / "run.ipynb"
-    nbformat.write(notebook, path)
-    tidy_for_report(path)
-    tidy_for_report(path)  # idempotent
-    cells = nbformat.read(path, as_version=4).cells
+    tidy_for_report(notebook)
+    tidy_for_report(notebook)  # idempotent
+    cells = notebook.cells
     assert cells[0].source == f"{HIDE_OPTION}\nepochs: int = 3  # how long"
     assert cells[1].source.startswith(HIDE_OPTION) and cells[1].source.count(HIDE_OPTION) == 1
     assert [output.text for output in cells[2].outputs] == [

@@ -81,7 +81,7 @@ def test_one_formatter_for_percentages_and_one_for_figures():
 LAYERS = [
     ["config"],
     ["paths", "display", "files", "parameters", "kernel", "plots"],
-    ["submission", "data", "records"],
+    ["csvfiles", "mnist", "submission", "data", "records"],
     ["runs"],
     ["model", "train", "evaluate", "predict", "competition"],
     ["notebook", "fallback", "report"],

@@ -17,7 +17,8 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from digits.data import TEST_COLUMNS, TRAIN_COLUMNS, count_rows, read_pixels_csv
+from digits.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, read_pixels_csv
+from digits.data import count_rows
 from digits.display import shown
 from digits.submission import read_submission
 

@@ -154,6 +154,9 @@ class TrainingPlan:
     learning_rate: float
     cosine_schedule: bool
     label_smoothing: float
+    # The arithmetic of training: "float32", or "mixed_bfloat16" (bfloat16 compute, float32 weights) where the
+    # processor computes in bfloat16 natively. A trained model predicts in float32 either way.
+    precision: str = "float32"
 
     def learning_rate_at(self, epoch: int) -> float:
         """Learning rate for a 0-based epoch: constant, or cosine decay from the recipe's rate towards zero."""

@@ -13,7 +13,7 @@ import pandas as pd
 from digits import records
 from digits.config import N_CLASSES
 from digits.data import load_split, load_test, load_test_labels
-from digits.files import write_frame_atomic
+from digits.files import atomic_path, digest_of, write_frame_atomic
 from digits.model import load_model
 from digits.runs import Run, check_ready, kept_runs
 
@@ -62,6 +62,33 @@ def predict_run(run: Run, images: np.ndarray) -> np.ndarray:
                                   for member in run.trained])
 
 
+PROBABILITIES_FILE = "test_probabilities.npz"
+
+
+def _source_of_probabilities(run: Run) -> str:
+    """What stored test probabilities were made from: the models and test.csv, by content."""
+    return digest_of(*(member.folder / "model.keras" for member in run.trained), run.data_dir / "test.csv")
+
+
+def save_test_probabilities(run: Run, probabilities: np.ndarray) -> None:
+    """Keep the run's test probabilities beside it, with what they were made from, for the submission."""
+    with atomic_path(run.folder / PROBABILITIES_FILE) as temporary:
+        np.savez(temporary, probabilities=probabilities.astype(np.float32), source=_source_of_probabilities(run))
+
+
+def test_probabilities(run: Run, test_images: np.ndarray) -> np.ndarray:
+    """The run's probabilities for the test images: those evaluation stored, if made from the same models and
+    test.csv and of the right shape; else predicted now."""
+    try:
+        with np.load(run.folder / PROBABILITIES_FILE) as stored:
+            if str(stored["source"]) == _source_of_probabilities(run) and stored["probabilities"].shape == (
+                    len(test_images), N_CLASSES):
+                return stored["probabilities"]
+    except (OSError, ValueError, KeyError, EOFError):
+        pass  # missing or damaged: predicting is the answer either way
+    return predict_run(run, test_images)
+
+
 def _score(labels: np.ndarray | None, probabilities: np.ndarray) -> float | None:
     """Accuracy of the most probable digit, or None without labels."""
     return None if labels is None else accuracy(labels, probabilities.argmax(axis=1))
@@ -107,6 +134,7 @@ def evaluate_run(run: Run) -> RunEvaluation:
                      "test accuracy": metrics["test_accuracy"]})
     validation_average = average_probabilities(validation_probabilities)
     test_average = average_probabilities(test_probabilities)
+    save_test_probabilities(run, test_average)
     if run.members:
         metrics = ensemble_metrics(run, _score(split.validation_labels, validation_average),
                                    _score(test_labels, test_average))

@@ -1,9 +1,10 @@
-"""Files: atomic writes, leftovers of killed writes, content digests, and the pipeline's lock."""
+"""Files: atomic writes, leftovers of killed writes, content digests remembered by stat, and the pipeline's lock."""
 
 from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import os
 import re
 import time
@@ -66,16 +67,109 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     return removed
 
 
-def sha256_of(*paths: Path) -> str:
-    """SHA-256 of the files' contents, in order (a missing file counts as empty)."""
-    digest = hashlib.sha256()
-    for path in paths:
-        if Path(path).is_file():
+class StatCache:
+    """What is known of files (their SHA-256, a check they passed), remembered by their size, times and inode.
+
+    A file is read again only when `stat` says it may have changed (size, modification or change time,
+    inode), as Make and git decide: a step with nothing to do costs a few `stat` calls, not reading the
+    data again. The change time is in the key because no tool can set it back. Losing the cache file
+    costs time, never a wrong answer; without a file (`path` None) nothing is remembered.
+    """
+
+    # Changes whenever what is remembered changes meaning: a cache of another format is dropped.
+    FORMAT = 1
+
+    def __init__(self, path: Path | None = None):
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        self.changed = False
+        if path is not None:
+            try:
+                loaded = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                loaded = None
+            if isinstance(loaded, dict) and loaded.get("format") == self.FORMAT and isinstance(loaded.get("files"), dict):
+                self.entries = loaded["files"]
+
+    @staticmethod
+    def _stat_key(path: Path) -> list[int] | None:
+        try:
+            status = os.stat(path)
+        except OSError:
+            return None
+        return [status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino]
+
+    def _entry(self, path: Path) -> dict | None:
+        """The remembered facts of an unchanged file (dropped when it changed); None for a missing file."""
+        key, name = self._stat_key(path), str(Path(path).absolute())
+        if key is None:
+            return None
+        entry = self.entries.get(name)
+        if not isinstance(entry, dict) or entry.get("stat") != key:
+            entry = self.entries[name] = {"stat": key}
+            self.changed = True
+        return entry
+
+    def digest(self, path: Path) -> str:
+        """SHA-256 of the file's contents then a NUL byte ("missing" for no file), read only when it changed.
+
+        The NUL byte is how the project has always hashed a file: data tags in run names come from it.
+        """
+        entry = self._entry(path)
+        if entry is None:
+            return "missing"
+        if "sha256" not in entry:
+            digest = hashlib.sha256()
             with open(path, "rb") as handle:
                 for block in iter(lambda: handle.read(1 << 20), b""):
                     digest.update(block)
-        digest.update(b"\0")
-    return digest.hexdigest()
+            digest.update(b"\0")
+            entry["sha256"] = digest.hexdigest()
+            self.changed = True
+        return entry["sha256"]
+
+    def passed(self, path: Path, check: str) -> object | None:
+        """What the named check returned when the file, unchanged since, last passed it; None if it has not."""
+        entry = self._entry(path)
+        return None if entry is None else entry.get("passed", {}).get(check)
+
+    def remember(self, path: Path, check: str, result: object = True) -> None:
+        """Record that the file passed the named check (with what it returned)."""
+        entry = self._entry(path)
+        if entry is not None:
+            entry.setdefault("passed", {})[check] = result
+            self.changed = True
+
+    def save(self) -> None:
+        """Write what changed to the cache file, atomically (a failure to write only costs time later)."""
+        if self.path is not None and self.changed:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                write_text_atomic(self.path, json.dumps({"format": self.FORMAT, "files": self.entries}))
+                self.changed = False
+            except OSError:
+                pass
+
+
+# The process's cache: none unless a command asks for one (the pipeline keeps it in the project).
+CACHE = StatCache()
+
+
+def use_cache(path: Path) -> StatCache:
+    """Remember what is learned of files in `path` for the rest of this process (and later ones)."""
+    global CACHE
+    CACHE = StatCache(path)
+    return CACHE
+
+
+def sha256_of(path: Path) -> str:
+    """SHA-256 of a file's contents and a NUL byte ("missing" when there is no file)."""
+    return CACHE.digest(Path(path))
+
+
+def digest_of(*paths: Path) -> str:
+    """One SHA-256 of several files' contents, in order."""
+    return hashlib.sha256("\n".join(sha256_of(path) for path in paths).encode()).hexdigest()
 
 
 @contextmanager

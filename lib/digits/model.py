@@ -36,8 +36,8 @@ def augmentation_layers() -> list[layers.Layer]:
     ]
 
 
-def keras_layers(layer: Layer) -> list[layers.Layer]:
-    """The Keras layers of one described layer."""
+def keras_layers(layer: Layer, final: bool = False) -> list[layers.Layer]:
+    """The Keras layers of one described layer (the final one computes in float32 under any precision)."""
     if isinstance(layer, Conv) and layer.batch_norm:
         # The bias is redundant before batch normalisation.
         return [layers.Conv2D(layer.filters, layer.kernel, strides=layer.stride, padding=layer.padding, use_bias=False),
@@ -54,19 +54,27 @@ def keras_layers(layer: Layer) -> list[layers.Layer]:
     if isinstance(layer, GlobalAveragePool):
         return [layers.GlobalAveragePooling2D()]
     if isinstance(layer, Dense):
-        return [layers.Dense(layer.units, activation=layer.activation)]
+        # Probabilities in bfloat16 keep 8 bits of mantissa; the loss wants more.
+        return [layers.Dense(layer.units, activation=layer.activation, **({"dtype": "float32"} if final else {}))]
     raise ValueError(f"no Keras layer for {layer!r}")
 
 
-def build_model(arch: str, augment: bool | None = None) -> keras.Sequential:
-    """Build an architecture by name; `augment` None follows its recipe."""
+def build_model(arch: str, augment: bool | None = None, precision: str = "float32") -> keras.Sequential:
+    """Build an architecture by name; `augment` None follows its recipe; `precision` is Keras's dtype policy."""
     check_arch(arch)
     augment = RECIPES[arch].augment if augment is None else augment
-    return keras.Sequential(
-        [keras.Input(INPUT_SHAPE), *(augmentation_layers() if augment else []),
-         *(keras_layer for layer in ARCHITECTURES[arch] for keras_layer in keras_layers(layer))],
-        name=arch,
-    )
+    described = ARCHITECTURES[arch]
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(precision)
+    try:
+        return keras.Sequential(
+            [keras.Input(INPUT_SHAPE), *(augmentation_layers() if augment else []),
+             *(keras_layer for index, layer in enumerate(described)
+               for keras_layer in keras_layers(layer, final=precision != "float32" and index == len(described) - 1))],
+            name=arch,
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def load_model(path: str | Path) -> keras.Model:

@@ -6,14 +6,17 @@ the pipeline can tell it is up to date without running it again.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import nbformat
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import CaselessStrEnum
+from jupyter_core.utils import run_sync
+from traitlets import CaselessStrEnum, default
 
 from digits.display import shown
 from digits.files import atomic_path, remove_stale_partials
@@ -32,6 +35,12 @@ class LocalKernelManager(AsyncKernelManager):
 
     transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
+    @default("ip")
+    def _ip_default(self) -> str:
+        # The sockets live in a private temporary folder (never in the notebooks' folder), with a short path:
+        # a Unix socket's path may not be longer than about a hundred characters.
+        return str(Path(tempfile.mkdtemp(prefix="digits-kernel-")) / "kernel")
+
     async def _async_interrupt_kernel(self) -> None:
         """Interrupt, except while shutting down: papermill stops a kernel only after its last cell, and a SIGINT
         then only makes the kernel log "KeyboardInterrupt caught in kernel"."""
@@ -42,14 +51,66 @@ class LocalKernelManager(AsyncKernelManager):
 def executed_inputs(path: Path) -> str | None:
     """The inputs digest recorded in an executed notebook, or None when it is missing or unreadable."""
     try:
-        return nbformat.read(path, as_version=4).metadata.get("digits", {}).get("inputs")
-    # A truncated or foreign file: the notebook must run again either way.
-    except Exception:  # noqa: BLE001
+        return json.loads(Path(path).read_text(encoding="utf-8"))["metadata"]["digits"]["inputs"]
+    # Missing, truncated or foreign (read as JSON, not through nbformat, which takes a second to import).
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
         return None
 
 
-def execute(source: Path, target: Path, parameters: dict[str, Any], inputs: str, project: Path) -> None:
-    """Execute `source` with papermill into `target` (atomically), streaming its output; record `inputs`."""
+# Between two notebooks: an empty namespace and no open figures, as in a new kernel.
+RESET = "get_ipython().run_line_magic('reset', '-f')\nimport matplotlib.pyplot\nmatplotlib.pyplot.close('all')"
+
+
+class SharedKernel:
+    """One kernel for all the notebooks a command runs, its namespace emptied between them.
+
+    Starting a kernel and importing TensorFlow take seconds; a fresh namespace is what makes a notebook
+    independent of the one before, and `%reset` gives it without paying those seconds again.
+    """
+
+    def __init__(self, project: Path):
+        self.project = project
+        self.manager: LocalKernelManager | None = None
+        self.used = False
+
+    def ready(self) -> LocalKernelManager:
+        """The started kernel, with an empty namespace."""
+        if self.manager is None:
+            # The kernel imports this project's own lib/, even from an environment that several clones share.
+            os.environ["PYTHONPATH"] = os.pathsep.join([str(self.project / "lib"), os.environ.get("PYTHONPATH", "")])
+            self.manager = LocalKernelManager(kernel_name=KERNEL_NAME)
+            run_sync(self.manager.start_kernel)(cwd=str(self.project / "notebooks"))
+        elif self.used:
+            run_sync(self._run)(RESET)
+        self.used = True
+        return self.manager
+
+    async def _run(self, code: str) -> None:
+        """Run code in the kernel, silently, and wait for it."""
+        client = self.manager.client()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=60)
+            reply = await client.execute_interactive(code, silent=True, store_history=False, timeout=60)
+            if reply["content"]["status"] != "ok":
+                raise NotebookFailed(f"the kernel could not be reset: {reply['content'].get('evalue', '')}")
+        finally:
+            client.stop_channels()
+
+    def close(self) -> None:
+        """Stop the kernel, if one was started, and remove its sockets' folder."""
+        if self.manager is not None:
+            folder = Path(self.manager.ip).parent
+            if run_sync(self.manager.is_alive)():
+                # The notebooks are written: nothing in the kernel is left to save, so it is stopped at once.
+                run_sync(self.manager.shutdown_kernel)(now=True)
+            shutil.rmtree(folder, ignore_errors=True)
+        self.manager = None
+
+
+def execute(source: Path, target: Path, parameters: dict[str, Any], inputs: str, kernel: SharedKernel) -> None:
+    """Execute `source` with papermill into `target` (atomically) in the shared kernel, streaming its output."""
+    import nbformat
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -57,38 +118,29 @@ def execute(source: Path, target: Path, parameters: dict[str, Any], inputs: str,
     remove_stale_partials(target.parent)
     failed = target.with_name(f"_failed-{target.name}")
     print(f"==> running {shown(source)} -> {shown(target)}", flush=True)
-    # The kernel imports this project's own lib/, even from an environment that several clones share.
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(project / "lib"), os.environ.get("PYTHONPATH", "")])
     with atomic_path(target) as temporary:
         try:
-            papermill.execute_notebook(
+            executed = papermill.execute_notebook(
                 source, temporary, parameters=parameters, kernel_name=KERNEL_NAME, cwd=source.parent,
-                progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
-                kernel_manager_class=LocalKernelManager,
+                progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr, km=kernel.ready(),
             )
         except PapermillExecutionError as error:
             os.replace(temporary, failed)
             raise NotebookFailed(f"{shown(source)} failed: {error.ename}: {error.evalue} "
                                  f"(the executed copy is {shown(failed)})") from None
-        tidy_for_report(temporary)
-        notebook = nbformat.read(temporary, as_version=4)
-        notebook.metadata["digits"] = {"inputs": inputs}
-        nbformat.write(notebook, temporary)
+        tidy_for_report(executed)
+        executed.metadata["digits"] = {"inputs": inputs}
+        nbformat.write(executed, temporary)
     failed.unlink(missing_ok=True)
 
 
-def tidy_for_report(notebook_path: str | Path) -> None:
-    """Prepare an executed notebook for the report, in place.
+def tidy_for_report(notebook: Any) -> None:
+    """Prepare an executed notebook (a NotebookNode) for the report, in place.
 
     The parameters and papermill's injected-parameters cells get `include: false`
     (the run's parameters are shown as a table instead).
     """
-    notebook = nbformat.read(notebook_path, as_version=4)
     for cell in notebook.cells:
-        if cell.cell_type != "code":
-            continue
         tagged = PARAMETER_TAGS & set(cell.metadata.get("tags", []))
-        if tagged and not cell.source.startswith(HIDE_OPTION):
+        if cell.cell_type == "code" and tagged and not cell.source.startswith(HIDE_OPTION):
             cell.source = f"{HIDE_OPTION}\n{cell.source}"
-    with atomic_path(notebook_path) as temporary:
-        nbformat.write(notebook, temporary)

@@ -20,10 +20,11 @@ import errno
 import os
 import shutil
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from digits import competition, records, runs
+from digits import competition, files, records, runs
 from digits.display import shown, text_table
 from digits.files import exclusive_lock, write_frame_atomic
 from digits.parameters import check_parameters, given_as_variables, given_on_make_command_line, ignored_in_environment
@@ -31,6 +32,8 @@ from digits.paths import project_root
 from digits.steps import STEP_NAMES, Context, choose_run, step_data, steps_for
 
 LOCK_FILE = ".pipeline.lock"
+# What is known of the project's files (digests, checks passed), by their stat: a cache, safe to delete.
+CACHE_FILE = ".cache/files.json"
 
 
 # --- The other commands -----------------------------------------------------------------------------
@@ -134,10 +137,27 @@ def run_command(command: str, context: Context) -> None:
             context.run = choose_run(context, command)
         COMMANDS[command](context)
         return
+    started, seconds = time.perf_counter(), {}
     for step in steps_for(command):
+        step_started = time.perf_counter()
         if step.needs_run and context.run is None:
             context.run = choose_run(context, command)
         step.action(context)
+        seconds[step.name] = round(time.perf_counter() - step_started, 1)
+    print_timings(context, seconds, time.perf_counter() - started)
+
+
+def print_timings(context: Context, seconds: dict[str, float], total: float) -> None:
+    """One line per step with its seconds (and the run's own training time), recorded in the run's metrics."""
+    trained = [records.read_metrics(member.folder) for member in context.run.trained] if context.run else []
+    training = sum(metrics["train_seconds"] for metrics in trained)
+    print("seconds per step:")
+    for name, value in seconds.items():
+        note = f"   (of which training: {training / 60:.2f} min)" if name == "train" and trained else ""
+        print(f"  {name:<9}{value:6.1f}{note}")
+    print(f"  {'total':<9}{total:6.1f}", flush=True)
+    if context.run and context.notebooks_ran:  # a command that did nothing leaves the metrics as they are
+        records.record_scores(context.run.folder, step_seconds=seconds)
 
 
 # --- Command line -----------------------------------------------------------------------------------
@@ -195,11 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: bad parameter: {error}", file=sys.stderr)
         return 2
+    files.use_cache(context.project / CACHE_FILE)
     try:
         if command == "lab":  # JupyterLab runs for hours beside the pipeline: it takes no lock
             command_lab(context)
         with exclusive_lock(context.project / LOCK_FILE):
-            run_command(command, context)
+            try:
+                run_command(command, context)
+            finally:
+                context.kernel.close()
+                files.CACHE.save()
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from digits import files
 from digits.config import RECIPES
 from digits.display import shown
 from digits.files import write_text_atomic
@@ -65,6 +66,8 @@ OPTIONAL_FIELDS = {
     "params": (_is_count, "a whole number"),
     "members": (lambda value: isinstance(value, list) and all(isinstance(name, str) for name in value),
                 "a list of run names"),
+    "step_seconds": (lambda value: isinstance(value, dict) and all(_is_number(v) for v in value.values()),
+                     "seconds by step"),
 }
 
 
@@ -105,9 +108,14 @@ def record_scores(run_dir: Path, **scores: Any) -> dict:
 
 
 def check_model_file(path: Path) -> None:
-    """Raise ValueError naming `path` unless it is a complete Keras archive (every member's CRC checked)."""
+    """Raise ValueError naming `path` unless it is a complete Keras archive (every member's CRC checked).
+
+    An archive that passed and has not changed since (digits.files.CACHE) is not read again.
+    """
     if not path.is_file():
         raise ValueError(f"{shown(path)}: missing")
+    if files.CACHE.passed(path, "keras archive"):
+        return
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
@@ -116,6 +124,7 @@ def check_model_file(path: Path) -> None:
         raise ValueError(f"{shown(path)}: not a Keras model file, truncated or corrupt ({error})") from None
     if damaged or not {"config.json", "model.weights.h5"} <= names:
         raise ValueError(f"{shown(path)}: not a Keras model file, truncated or corrupt")
+    files.CACHE.remember(path, "keras archive")
 
 
 def read_history(run_dir: Path, epochs: int) -> pd.DataFrame:

@@ -10,20 +10,24 @@ notebooks' stored outputs. Every value that reaches the page is escaped.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import nbformat
 import pandas as pd
 
-from digits import fallback, plots, records, runs
+from digits import records, runs
 from digits.display import markdown_table, markdown_text, percent, shown
-from digits.files import atomic_path, remove_stale_partials, sha256_of, write_frame_atomic, write_text_atomic
+from digits.files import atomic_path, digest_of, remove_stale_partials, write_frame_atomic, write_text_atomic
 from digits.parameters import RUN_PARAMETERS
 from digits.runs import Run
+
+if TYPE_CHECKING:
+    import nbformat
 
 RUNS_FIGURE = "runs-accuracy.png"
 CHAPTERS_FILE = "_chapters.yml"
@@ -98,6 +102,8 @@ def write_summary(report_dir: Path, run: Run, table: pd.DataFrame) -> None:
     """Write report/_summary.md, the runs table and figure from the run's files; copy the submission beside them."""
     import matplotlib.pyplot as plt
 
+    from digits import plots
+
     metrics = records.read_metrics(run.folder)
     evaluation = run.folder / "evaluation.csv"
     results = records.read_evaluation(evaluation) if evaluation.is_file() else None
@@ -162,14 +168,20 @@ def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run: Run, table
                    extra: str) -> str:
     """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
     files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
-             run.folder / "metrics.json", run.folder / "evaluation.csv", run.folder / "submission.csv"]
-    parts = [sha256_of(*files), table.to_csv(index=False), engine, extra, " ".join(notebooks)]
+             run.folder / "evaluation.csv", run.folder / "submission.csv"]
+    # The metrics the report shows: all but the seconds of the last command's steps, written after it renders.
+    metrics = {key: value for key, value in records.read_metrics(run.folder).items() if key != "step_seconds"}
+    parts = [digest_of(*files), json.dumps(metrics, sort_keys=True), table.to_csv(index=False), engine, extra,
+             " ".join(notebooks)]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto: str | None,
                   extra_inputs: str = "") -> Path:
-    """Copy the chapters' notebooks in, write the summary, and render with Quarto when given, else the fallback."""
+    """Copy the chapters' notebooks in, write the summary, and render with Quarto when given, else the fallback.
+
+    Nothing is done when the report on disk was rendered from the same inputs (its stamp says which).
+    """
     for path in notebooks.values():
         if not path.is_file():
             raise ValueError(f"{shown(path)}: missing; run `make notebooks` first")
@@ -178,6 +190,10 @@ def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto
     inputs = _report_inputs(report_dir, notebooks, run, table, quarto or "fallback", extra_inputs)
     if entry.is_file() and stamp.is_file() and stamp.read_text() == inputs:
         return entry
+    import nbformat
+
+    from digits import fallback
+
     for folder in (report_dir, report_dir / "notebooks", report_dir / "_book"):
         remove_stale_partials(folder)
     (report_dir / "notebooks").mkdir(exist_ok=True)

@@ -19,7 +19,7 @@ from digits import notebook, records, runs
 from digits.competition import check_submission
 from digits.data import prepare_data
 from digits.display import shown
-from digits.files import remove_stale_partials, sha256_of
+from digits.files import digest_of, remove_stale_partials
 from digits.parameters import PARAMETERS, RUN_PARAMETERS
 from digits.runs import Run
 
@@ -35,10 +35,13 @@ class Context:
     models_dir: Path
     train: bool  # True when the run may be trained (make all); else a kept run is used as it is
     run: Run | None = None
+    notebooks_ran: bool = False  # True once a notebook ran (the command did some work)
     explored: Path = field(init=False)
+    kernel: notebook.SharedKernel = field(init=False)  # one kernel for every notebook of the command
 
     def __post_init__(self) -> None:
         self.explored = self.models_dir / runs.EXPLORE_DIR / "10-explore.ipynb"
+        self.kernel = notebook.SharedKernel(self.project)
 
 
 # --- Inputs and their digests -----------------------------------------------------------------------
@@ -61,12 +64,12 @@ def notebook_digest(path: Path) -> str:
 
 def library_digest(project: Path) -> str:
     """Digest of the project's own package code: editing lib/digits/*.py reruns the notebooks."""
-    return sha256_of(*sorted((project / "lib" / "digits").glob("*.py")))
+    return digest_of(*sorted((project / "lib" / "digits").glob("*.py")))
 
 
 def data_digest(data_dir: Path) -> str:
     """Digest of the data files the notebooks read."""
-    return sha256_of(*(data_dir / name for name in ("train.csv", "test.csv", "test_labels.csv")))
+    return digest_of(*(data_dir / name for name in ("train.csv", "test.csv", "test_labels.csv")))
 
 
 def _inputs(context: Context, step: str, notebook_name: str, *extra: Any) -> str:
@@ -78,8 +81,9 @@ def _inputs(context: Context, step: str, notebook_name: str, *extra: Any) -> str
 
 def _execute(context: Context, notebook_name: str, target: Path, parameters: dict[str, Any], inputs: str) -> None:
     """Run a source notebook into `target` with papermill."""
+    context.notebooks_ran = True
     notebook.execute(context.project / "notebooks" / f"{notebook_name}.ipynb", target, parameters, inputs,
-                     context.project)
+                     context.kernel)
 
 
 def _folders(context: Context) -> dict[str, str]:
@@ -132,7 +136,7 @@ def _downstream(context: Context, step: str, notebook_name: str) -> tuple[Path, 
     """The executed copy of a step that reads the trained models, and its inputs (the models among them)."""
     run = context.run
     runs.check_ready(run)
-    models = sha256_of(*(member.folder / "model.keras" for member in run.trained))
+    models = digest_of(*(member.folder / "model.keras" for member in run.trained))
     return run.folder / runs.NOTEBOOKS_DIR / f"{notebook_name}.ipynb", _inputs(context, step, notebook_name,
                                                                                run.name, models)
 

@@ -12,6 +12,7 @@ metrics.json into the run's folder.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -42,10 +43,10 @@ from digits.runs import Run
 
 
 def new_model(plan: TrainingPlan) -> keras.Model:
-    """The plan's network, seeded and compiled (Adam, categorical cross-entropy on one-hot labels)."""
+    """The plan's network in the plan's precision, seeded and compiled (Adam, categorical cross-entropy)."""
     keras.utils.set_random_seed(plan.seed)
     tf.config.experimental.enable_op_determinism()
-    model = build_model(plan.arch, plan.augment)
+    model = build_model(plan.arch, plan.augment, plan.precision)
     model.compile(optimizer=keras.optimizers.Adam(plan.learning_rate),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=plan.label_smoothing),
                   metrics=["accuracy"])
@@ -73,7 +74,8 @@ def recalibrate_batch_norm(model: keras.Sequential, images: np.ndarray) -> None:
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             axes = [axis for axis in range(len(activations.shape)) if axis != layer.axis % len(activations.shape)]
-            mean, variance = keras.ops.moments(activations, axes=axes)
+            # Measured in float32 whatever precision computed the activations.
+            mean, variance = keras.ops.moments(keras.ops.cast(activations, "float32"), axes=axes)
             layer.moving_mean.assign(mean)
             layer.moving_variance.assign(variance)
         activations = layer(activations, training=False)
@@ -151,7 +153,10 @@ def fingerprint(plan: TrainingPlan, model: keras.Model, split: Split) -> str:
     shapes = [list(array.shape) for array in split]
     # Layer names are numbered per process ("conv2d_7"); they do not change what is trained.
     architecture = re.sub(r'"name": "[^"]*"', "", model.to_json())
-    record = {"plan": asdict(plan), "model": architecture, "data": [checksum, shapes]}
+    described = asdict(plan)
+    if described["precision"] == "float32":
+        del described["precision"]  # runs from before the choice of precision are float32 runs: the same key
+    record = {"plan": described, "model": architecture, "data": [checksum, shapes]}
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -162,11 +167,12 @@ class TrainingResult:
     model: keras.Model
     history: pd.DataFrame
     fingerprint: str
+    plan: TrainingPlan
     reused: bool = False  # True when a finished run with the same key was loaded instead of retrained
     resumed_after_epoch: int = 0  # epochs restored from a checkpoint of an interrupted run
 
 
-def _finished_run(run: Run, key: str) -> TrainingResult | None:
+def _finished_run(run: Run, plan: TrainingPlan, key: str) -> TrainingResult | None:
     """The finished run in its folder if it was made with the same key and is undamaged; else None, saying why."""
     if not (run.folder / "metrics.json").exists():
         return None
@@ -179,7 +185,7 @@ def _finished_run(run: Run, key: str) -> TrainingResult | None:
     except ValueError as error:
         print(f"damaged run: {error}; training it again", flush=True)
         return None
-    return TrainingResult(model, records.read_history(run.folder, metrics["epochs"]), key, reused=True)
+    return TrainingResult(model, records.read_history(run.folder, metrics["epochs"]), key, plan, reused=True)
 
 
 def _restore_checkpoint(checkpoint: Path, key: str) -> tuple[keras.Model, list[dict]] | None:
@@ -205,13 +211,14 @@ def _save_checkpoint(checkpoint: Path, key: str, model: keras.Model, rows: list[
     write_text_atomic(checkpoint / "state.json", json.dumps({"fingerprint": key, "history": rows}))
 
 
-def fit_run(run: Run, split: Split, extra_callbacks: Sequence[keras.callbacks.Callback] = ()) -> TrainingResult:
+def fit_run(run: Run, split: Split, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
+            precision: str = "float32") -> TrainingResult:
     """Train a single run on `split`: reuse the finished identical run, resume its checkpoint, or start afresh."""
     checkpoint = run.folder / runs.CHECKPOINT_DIR
-    plan = run.plan
+    plan = dataclasses.replace(run.plan, precision=precision)
     model = new_model(plan)
     key = fingerprint(plan, model, split)
-    finished = _finished_run(run, key)
+    finished = _finished_run(run, plan, key)
     if finished:
         print(f"reusing the finished run {shown(run.folder)}: same parameters, architecture and data", flush=True)
         return finished
@@ -222,7 +229,7 @@ def fit_run(run: Run, split: Split, extra_callbacks: Sequence[keras.callbacks.Ca
         print(f"resuming after epoch {len(rows)} of {plan.epochs} from {shown(checkpoint)}", flush=True)
     history = train_model(plan, model, split, rows, extra_callbacks=extra_callbacks,
                           after_epoch=lambda model, rows: _save_checkpoint(checkpoint, key, model, rows))
-    return TrainingResult(model, history, key, resumed_after_epoch=len(rows))
+    return TrainingResult(model, history, key, plan, resumed_after_epoch=len(rows))
 
 
 # --- The run's records ------------------------------------------------------------------------------
@@ -258,9 +265,19 @@ def run_metrics(run: Run, result: TrainingResult, split: Split) -> dict:
         "val_accuracy": float(last["val_accuracy"]),
         "val_loss": float(last["val_loss"]),
         "fingerprint": result.fingerprint,
+        "precision": result.plan.precision,
         **versions(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def as_float32(model: keras.Model, plan: TrainingPlan) -> keras.Model:
+    """The model with its weights, computing in float32: what a run keeps, whatever precision trained it."""
+    if plan.precision == "float32":
+        return model
+    kept = build_model(plan.arch, plan.augment)
+    kept.set_weights(model.get_weights())
+    return kept
 
 
 def save_run(run: Run, result: TrainingResult, split: Split) -> None:
@@ -268,13 +285,13 @@ def save_run(run: Run, result: TrainingResult, split: Split) -> None:
     if result.reused:
         return  # the finished run on disk is this one: keep its record (finish time, test accuracy)
     with atomic_path(run.folder / "model.keras") as temporary:
-        result.model.save(temporary)
+        as_float32(result.model, result.plan).save(temporary)
     write_frame_atomic(result.history, run.folder / "history.csv")
     records.save_metrics(run.folder, run_metrics(run, result, split))
     shutil.rmtree(run.folder / runs.CHECKPOINT_DIR, ignore_errors=True)
 
 
-def train_run(run: Run, split: Split | None = None) -> dict[str, pd.DataFrame]:
+def train_run(run: Run, split: Split | None = None, precision: str = "float32") -> dict[str, pd.DataFrame]:
     """Train the run, or each member of an ensemble (or reuse them); return each trained run's history by name."""
     split = split or load_split(run.data_dir, run.sample_size, run.validation_fraction)
     runs.start(run)
@@ -282,7 +299,7 @@ def train_run(run: Run, split: Split | None = None) -> dict[str, pd.DataFrame]:
     for member in run.trained:
         if run.members:
             print(f"--- member {member.name} ({len(histories) + 1} of {run.ensemble})", flush=True)
-        result = fit_run(member, split)
+        result = fit_run(member, split, precision=precision)
         save_run(member, result, split)
         histories[member.name] = result.history
         metrics = records.read_metrics(member.folder)
