@@ -34,7 +34,7 @@ export PYTHONUNBUFFERED := 1
 PIPELINE := $(PYTHON) -m digits.pipeline
 
 PIPELINE_TARGETS := all notebooks report data explore train evaluate submit runs predict kaggle-data kaggle-submit \
-	clean-models lab
+	clean-models lab serve-report sweep
 .PHONY: help check setup lock test clean $(PIPELINE_TARGETS)
 
 help: ## List the targets and the parameters
@@ -43,7 +43,7 @@ help: ## List the targets and the parameters
 	@echo "Targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 	@echo
-	@python3 -m digits.parameters help
+	@python3 -m digits.commandline help
 
 all: setup ## Everything: the data, the four notebooks and the report of the run the parameters name
 notebooks: setup ## Run the four notebooks (for the latest run, or the one the parameters or RUN name)
@@ -53,19 +53,21 @@ explore: setup ## Run notebooks/10-explore.ipynb on the data
 train: setup ## Run notebooks/20-train.ipynb for the run (training it only with make all)
 evaluate: setup ## Run notebooks/30-evaluate.ipynb: test accuracy, confusion matrix, mistakes
 submit: setup ## Run notebooks/40-submit.ipynb: write the run's submission.csv
+sweep: setup ## Many runs in one command: make sweep EPOCHS=5,10,15 SEED=42,43 [WORKERS=2] (see README)
 runs: setup ## Compare every kept run: print the table and write MODELS_DIR/runs.csv
 predict: setup ## Read your own images: make predict IMAGES=folder-or-file [RUN=name]
 kaggle-data: setup ## Download Kaggle's train.csv and test.csv into DATA_DIR (needs Kaggle credentials)
 kaggle-submit: setup ## Submit the run's submission.csv to Kaggle, with the run and its validation accuracy
 clean-models: setup ## Remove the run folders this project made in MODELS_DIR (nothing else), listing them first
 lab: setup ## Open JupyterLab at the project's root (127.0.0.1, with a token; PORT=..., BROWSER=no)
+serve-report: setup ## Serve the rendered book on 127.0.0.1:8000 (PORT=...), where its search works
 
 # One entry point orders the steps of each of these targets.
 $(PIPELINE_TARGETS):
 	@$(PIPELINE) $@
 
 check: ## Check the parameters (before any work; needs no environment)
-	@python3 -m digits.parameters check
+	@python3 -m digits.commandline check
 
 setup: check $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
 	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null \
@@ -100,4 +102,4 @@ test: setup ## Run the tests (slow ones included; -m "not slow" in PYTEST_ADDOPT
 
 clean: ## Remove the rendered report (keeps data, runs and the environment)
 	rm -rf report/notebooks report/_book report/.quarto report/_summary.md report/_chapters.yml \
-		report/submission.csv report/runs-accuracy.png
+		report/submission.csv report/runs-accuracy.png report/runs-sweep.png report/try-it.qmd

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from digits import runs
+from digits import catalog
 from digits.evaluate import accuracy, predict_run
 from digits.mnist import load_mnist
 from digits.predict import greyscale, load_image, to_mnist
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     arguments = parser.parse_args()
     try:
-        run = runs.find(arguments.run, "data", arguments.models_dir)  # finished and undamaged
+        run = catalog.find(arguments.run, "data", arguments.models_dir)  # finished and undamaged
     except ValueError as error:
         parser.error(str(error))
     started = time.perf_counter()

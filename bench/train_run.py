@@ -29,7 +29,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--sample-size", type=int, default=0)
     parser.add_argument("--out", default="bench/out")
-    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--precision", choices=["float32", "mixed_bfloat16"],
+                        help="the arithmetic of training (default: the machine's native one, digits.train)")
     arguments = parser.parse_args()
     started = time.perf_counter()
     run = runs.resolve({"arch": arguments.arch, "epochs": arguments.epochs, "seed": arguments.seed,

@@ -13,6 +13,8 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +107,11 @@ def errors(result: subprocess.CompletedProcess) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.startswith("error:")]
 
 
+def reported(result: subprocess.CompletedProcess, run) -> bool:
+    """True when a command rendered the report of `run` (a Run or a run folder)."""
+    return f"\nreport: report/_book/index.html (run {run.name})\n" in result.stdout
+
+
 def trainings(output: str) -> int:
     """How many trainings an output reports."""
     return len(re.findall(r"^training \w+: ", output, flags=re.MULTILINE))
@@ -141,11 +148,12 @@ def commit_all(project: Path) -> None:
 
 @pytest.fixture(scope="session")
 def finished_project(tmp_path_factory, mnist) -> tuple[Path, subprocess.CompletedProcess]:
-    """A copy of the project (its path has a space and a quote) after `make all` of the quick run, and its log.
+    """A clone of the project (its path has a space and a quote) after `make all` of the quick run, and its log.
 
     Tests only read it; a test that changes anything works on `fresh_project`.
     """
     project = copy_project(tmp_path_factory.mktemp("clones") / "digit recognizer's clone")
+    commit_all(project)
     write_tiny_data(project / "tiny data", mnist)
     log = tmp_path_factory.mktemp("logs") / "run.log"
     result = run_make(project, "all", *QUICK, log=log)
@@ -193,3 +201,45 @@ def fake_finished_run(root: Path, finished_at: str, val_accuracy: float, test_ac
                "images_per_second": 100.0, "n_train": 54000, "fingerprint": "abc", "finished_at": finished_at}
     (run.folder / "metrics.json").write_text(json.dumps(metrics))
     return run
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 1000):
+    """Headless Chromium (Debian's, through its chromedriver) with a fresh profile and no network: every
+    request goes to a proxy that refuses. Its console is logged (console_problems)."""
+    if shutil.which("chromium") is None or not Path("/usr/bin/chromedriver").is_file():
+        pytest.skip("Chromium is not installed (apt-get install chromium chromium-driver)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        options = webdriver.ChromeOptions()
+        for argument in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                         f"--user-data-dir={profile}", "--proxy-server=127.0.0.1:9", f"--window-size={width},{height}"):
+            options.add_argument(argument)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        try:
+            driver.execute_cdp_cmd("Network.enable", {})
+            yield driver
+        finally:
+            driver.quit()
+
+
+def console_problems(driver) -> list[str]:
+    """Console warnings and errors since the last call."""
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] in ("WARNING", "SEVERE")]
+
+
+def requests_made(driver) -> list[str]:
+    """Addresses requested since the last call, but the page's own files (file:), data: and blob: ones, and the
+    browser's own pages (its new-tab page at start-up)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] in ("Network.requestWillBeSent", "Network.webSocketCreated"):
+            url = message["params"].get("request", message["params"]).get("url")
+            if not url.startswith(("file:", "data:", "blob:", "chrome:", "chrome-untrusted:", "about:")):
+                urls.append(url)
+    return urls

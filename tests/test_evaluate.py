@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import fake_finished_run, train_tiny_run
-from digits import runs
+from digits import catalog, runs
 from digits.evaluate import (
     accuracy,
     average_probabilities,
@@ -123,7 +123,7 @@ def copy_of(run: runs.Run, tmp_path: Path) -> runs.Run:
     """The run, its members and data copied into tmp_path, to change as a test likes."""
     shutil.copytree(run.models_dir, tmp_path / "models")
     shutil.copytree(run.data_dir, tmp_path / "data")
-    return runs.find(run.name, tmp_path / "data", tmp_path / "models")
+    return catalog.find(run.name, tmp_path / "data", tmp_path / "models")
 
 
 def test_an_ensemble_of_identical_members_equals_a_member(pair, tmp_path):

@@ -10,14 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import PROJECT_ROOT, clean_environment
-from digits.parameters import (
-    PARAMETERS,
-    PARAMETERS_LIST,
-    RUN_PARAMETERS,
-    check_parameters,
-    command_line_variables,
-    markdown_table,
-)
+from digits.commandline import command_line_variables, markdown_table
+from digits.parameters import PARAMETERS, PARAMETERS_LIST, RUN_PARAMETERS, check_parameters
 from digits.paths import project_path, project_root
 
 

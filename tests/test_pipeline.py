@@ -7,14 +7,16 @@ each test here reads it, or changes a copy of its own (`fresh_project`).
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import QUICK, QUICK_RUN, errors, run_folder, run_make, trainings
+from conftest import QUICK, QUICK_RUN, clean_environment, errors, reported, run_folder, run_make, trainings
 from digits.submission import read_submission, score_submission
 
 pytestmark = pytest.mark.slow
@@ -43,7 +45,7 @@ def test_first_run_makes_a_run_folder_with_model_notebooks_and_report(finished_p
     # The submission's predictions score exactly what evaluation measured on the same model.
     assert score_submission(submission, project / "tiny data" / "test_labels.csv") == metrics["test_accuracy"]
     assert (project / "models" / "explore" / "10-explore.ipynb").is_file()
-    assert result.stdout.rstrip().endswith(f"report: report/_book/index.html (run {run.name})")
+    assert f"\nreport: report/_book/index.html (run {run.name})\n" in result.stdout
     assert not list(project.rglob("_failed-*")) and not list(project.rglob(".*.partial-*"))
 
 
@@ -63,7 +65,7 @@ def test_the_terminal_shows_the_run_and_no_start_up_noise(finished_project):
     project, result = finished_project
     noisy = [line for line in result.stdout.splitlines() if NOISE.search(line)]
     assert noisy == []
-    assert len(result.stdout.splitlines()) <= 20, result.stdout
+    assert len(result.stdout.splitlines()) <= 24, result.stdout
     # Nor do the executed notebooks (and so the report): no stderr output at all from a clean run.
     for path in project.rglob("models/**/*.ipynb"):
         outputs = [output for cell in json.loads(path.read_text())["cells"] for output in cell.get("outputs", [])]
@@ -140,7 +142,7 @@ def test_exported_shell_variables_are_not_parameters(fresh_project):
     run = run_folder(fresh_project, QUICK_RUN)
     result = run_make(fresh_project, "report", "DATA_DIR=tiny data", SEED="7", ARCH="x86_64")
     assert result.returncode == 0, result.stderr
-    assert trainings(result.stdout) == 0 and result.stdout.rstrip().endswith(f"(run {run.name})")
+    assert trainings(result.stdout) == 0 and reported(result, run)
     assert "note: SEED=7 in the environment is ignored" in result.stderr
     assert "note: ARCH=x86_64 in the environment is ignored" in result.stderr
 
@@ -160,7 +162,7 @@ def test_epochs_2_trains_a_second_run_and_a_bare_report_shows_it(fresh_project):
     result = run_make(fresh_project, "report", "DATA_DIR=tiny data")
     assert result.returncode == 0, result.stderr
     assert trainings(result.stdout) == 0 and "20-train.ipynb" not in result.stdout
-    assert result.stdout.rstrip().endswith(f"(run {second.name})")
+    assert reported(result, second)
     page = (fresh_project / "report" / "_book" / "index.html").read_text()
     assert f"<strong>{second.name}</strong>" in page  # the current run is highlighted in the Runs table
 
@@ -189,12 +191,12 @@ def test_an_ensemble_trains_only_its_missing_members_and_averages_them(fresh_pro
     evaluation = (ensemble / "evaluation.csv").read_text()
     assert f"{member.name} (member)" in evaluation and f"{ensemble.name} (this run)" in evaluation
     assert len(read_submission(ensemble / "submission.csv", expected_rows=200)) == 200
-    assert result.stdout.rstrip().endswith(f"(run {ensemble.name})")
+    assert reported(result, ensemble)
     assert "the average of 2 `strided` runs" in (fresh_project / "report" / "_summary.md").read_text()
     # The ensemble is now the latest: a bare `make report` shows it, training nothing.
     result = run_make(fresh_project, "report", "DATA_DIR=tiny data")
     assert result.returncode == 0 and trainings(result.stdout) == 0
-    assert result.stdout.rstrip().endswith(f"(run {ensemble.name})")
+    assert reported(result, ensemble)
 
 
 def test_editing_the_library_reruns_the_notebooks_but_not_the_training(fresh_project):
@@ -378,3 +380,74 @@ def test_a_same_size_damage_of_a_model_is_seen(fresh_project):
     result = run_make(fresh_project, "all", *QUICK)
     assert result.returncode == 0 and trainings(result.stdout) == 1
     assert "damaged run:" in result.stdout and "model.keras" in result.stdout
+
+
+# --- Interruptions, and steps that wait for each other --------------------------------------------------------
+
+
+def run_until(project: Path, line_start: str, *arguments: str) -> tuple[subprocess.Popen, str]:
+    """Start `make ARGUMENTS` as a terminal would (its own process group); return once it printed `line_start`."""
+    command = ["make", "--no-print-directory", *arguments, "QUARTO=no", f"VENV={sys.prefix}"]
+    process = subprocess.Popen(command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, env=clean_environment())
+    printed = ""
+    while not printed.endswith("\n") or not printed.splitlines()[-1].startswith(line_start):
+        line = process.stdout.readline()
+        assert line, printed[-3000:] + process.stderr.read()
+        printed += line
+    return process, printed
+
+
+def test_ctrl_c_is_one_line_and_the_run_resumes(fresh_project):
+    process, _ = run_until(fresh_project, "epoch   1/", "all", "EPOCHS=3", "BATCH_SIZE=64", "SEED=9",
+                                 "DATA_DIR=tiny data")
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, stderr = process.communicate(timeout=300)
+    assert [line for line in stderr.splitlines() if not line.startswith("make: ***")] == [
+        "interrupted: run the same command again to go on (training resumes after its last epoch)"]
+    result = run_make(fresh_project, "all", "EPOCHS=3", "BATCH_SIZE=64", "SEED=9", "DATA_DIR=tiny data")
+    assert result.returncode == 0 and "resuming after epoch" in result.stdout, result.stdout[-2000:]
+
+
+def test_clean_models_waits_for_a_run_in_training(fresh_project):
+    training, _ = run_until(fresh_project, "training strided:", "all", "EPOCHS=2", "BATCH_SIZE=64", "SEED=11",
+                            "DATA_DIR=tiny data")
+    cleaning = run_make(fresh_project, "clean-models")
+    trained, _ = training.communicate(timeout=600)
+    assert training.returncode == 0, trained[-2000:]
+    assert cleaning.returncode == 0 and "waiting: another pipeline run (pid" in cleaning.stdout
+    # The run finished whole before clean-models removed it: nothing half made is left behind.
+    assert "strided-e2-s11-b64-d" in cleaning.stdout
+    assert [path.name for path in (fresh_project / "models").iterdir()] == ["README.md"]
+
+
+@pytest.mark.parametrize("damage, said", [
+    (lambda run: (run / "submission.csv").write_text("\n".join((run / "submission.csv").read_text().splitlines()[:101])),
+     "100 predictions, expected 200 (one per test image): predicting the submission again"),
+    (lambda run: (run / "evaluation.csv").write_text("model,score\nx,1\n"),
+     "evaluation.csv: expected the columns model, validation accuracy, test accuracy, epochs"),
+    (lambda run: (run / "evaluation.csv").write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff binary"),
+     "evaluation.csv: not text (binary bytes): evaluating again"),
+])
+def test_a_damaged_output_is_named_and_made_again(damage, said, fresh_project):
+    run = run_folder(fresh_project, QUICK_RUN)
+    damage(run)
+    result = run_make(fresh_project, "all", *QUICK)
+    assert result.returncode == 0, result.stderr
+    assert said in result.stdout and trainings(result.stdout) == 0
+    assert len(read_submission(run / "submission.csv", expected_rows=200)) == 200
+    assert "test accuracy" in (run / "evaluation.csv").read_text()
+
+
+def test_a_full_data_disk_is_one_line_naming_the_folder(fresh_project, tmp_path):
+    full = tmp_path / "full disk"
+    full.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)],
+                      capture_output=True, check=False).returncode != 0:
+        pytest.skip("a small disk cannot be mounted here (mounting a tmpfs needs root)")
+    try:
+        result = run_make(fresh_project, "data", f"DATA_DIR={full}")  # the embedded MNIST does not fit
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
+    assert result.returncode != 0
+    assert errors(result) == [f"error: {full}: No space left on device"], result.stderr

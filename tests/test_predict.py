@@ -186,17 +186,28 @@ def test_load_image_names_the_problem_of_a_missing_file(tmp_path):
         load_image(tmp_path / "gone.png")
 
 
-def test_predictions_are_written_and_drawn(mixed_predictions, tmp_path):
+def test_predictions_are_written_and_drawn(mixed_predictions, trained_run, tmp_path):
     _, table, pairs = mixed_predictions
     written = pd.read_csv(write_predictions(table, tmp_path), keep_default_na=False)
     assert list(written.columns) == ["file", "label", "confidence", "problem"] and len(written) == len(table)
     assert written.set_index("file").loc["blank.png", "label"] == ""
-    figure = predictions_figure(pairs, table)
+    figure = predictions_figure(pairs, table, trained_run)
     titles = [axis.get_title() for axis in figure.axes]
     texts = [text.get_text() for axis in figure.axes for text in axis.texts]
     assert len(figure.axes) == 2 * len(table) and "good-7.png" in titles  # nine files: one row of pairs
     assert "blank" in texts and "several\nframes" in texts
     assert any(title.endswith("%)") for title in titles)
+    title = figure._suptitle.get_text().replace("\n", " ")
+    assert title.startswith(f"Run {trained_run.name} (a quick run: its answers are rough).")
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_the_figure_of_a_few_images_shows_its_whole_title(count, mixed_predictions, trained_run):
+    _, table, pairs = mixed_predictions
+    figure = predictions_figure(pairs[:count], table.head(count), trained_run)
+    figure.canvas.draw()
+    box = figure._suptitle.get_window_extent(figure.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= figure.bbox.width  # not cut off at either side
 
 
 # --- Command line -------------------------------------------------------------------------------
@@ -219,6 +230,7 @@ def test_the_command_predicts_a_folder_into_a_folder_of_its_own(trained_run, mni
     assert len(calls) == 2  # each call keeps its own folder: the first one's predictions are still there
     written = pd.read_csv(calls[0] / "predictions.csv", keep_default_na=False)
     assert written["file"].tolist() == ["note.png", "seven.png"] and written["problem"][0].startswith("not an image")
+    assert written["run"].tolist() == [trained_run.name] * 2
     assert (calls[0] / "predictions.png").stat().st_size > 1000
     assert "seven.png" in results[0].stdout and "%" in results[0].stdout and "predictions.csv" in results[0].stdout
 
@@ -244,3 +256,43 @@ def test_the_command_reports_a_bad_path_or_run_in_one_line(trained_run, tmp_path
                           f"IMAGES={images}", f"RUN={'' if run == 'elsewhere' else run}")
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ") and message in result.stderr
+
+
+# --- Photos: turned upright, large ones within the memory budget ----------------------------------------------
+
+
+def test_a_phone_photo_is_read_upright_from_its_exif_orientation(mnist, tmp_path):
+    """Cameras store the sensor's pixels and say in EXIF how to turn them: tag 6 is 90 degrees clockwise."""
+    upright = mnist_on_paper(mnist["test_images"][1])  # a 2
+    sideways = upright.rotate(90, expand=True)  # as the sensor stored it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    sideways.convert("RGB").save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    sideways.convert("RGB").save(tmp_path / "no-exif.jpg", quality=95)
+    read = to_mnist(load_image(tmp_path / "photo.jpg"))
+    assert np.abs(read - to_mnist(upright)).mean() < 0.03  # the same digit as drawn
+    assert np.abs(to_mnist(load_image(tmp_path / "no-exif.jpg")) - to_mnist(upright)).mean() > 0.1  # control
+
+
+def test_an_image_over_the_memory_budget_is_refused_before_it_is_decoded(tmp_path):
+    Image.new("RGB", (9000, 9000), "white").save(tmp_path / "huge.png", compress_level=1)  # 81 megapixels
+    with pytest.raises(ImageProblem, match=r"too large: 9000x9000 pixels \(RGB\) take 232 MB decoded, over the 128 MB"):
+        load_image(tmp_path / "huge.png")
+
+
+def test_a_large_jpeg_is_decoded_at_a_reduced_size(mnist, tmp_path):
+    big = mnist_on_paper(mnist["test_images"][0]).resize((8000, 8000), Image.Resampling.BILINEAR).convert("RGB")
+    big.save(tmp_path / "big.jpg", quality=90)
+    image = load_image(tmp_path / "big.jpg")
+    assert max(image.size) <= 2048
+    assert np.abs(to_mnist(image) - to_mnist(mnist_on_paper(mnist["test_images"][0]))).mean() < 0.03
+
+
+def test_a_symbolic_link_loop_is_one_line(trained_run, tmp_path):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    result = predict_command(trained_run, f"IMAGES={tmp_path / 'a'}")
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        f"error: bad parameter: images: {str(tmp_path / 'a')!r} is a symbolic link that loops"]
+    result = run_pipeline(PROJECT_ROOT, "runs", f"MODELS_DIR={tmp_path / 'a'}")
+    assert result.returncode == 2 and "models_dir: " in result.stderr and "is a symbolic link that loops" in result.stderr

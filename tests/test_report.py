@@ -7,14 +7,16 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import matplotlib.image
 import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
+from selenium.webdriver.common.by import By
 
-from conftest import QUICK, commit_all, copy_project, run_make, write_tiny_data
+from conftest import QUICK, chromium, console_problems, requests_made, run_make
 from digits.notebook import HIDE_OPTION, tidy_for_report
 
 TENSORFLOW_NOTES = (
@@ -62,14 +64,9 @@ def test_the_detector_finds_network_loads():
 
 
 @pytest.fixture(scope="module")
-def book_project(tmp_path_factory, mnist) -> Path:
-    """A copy of the project under git, with a quick run rendered as the fallback page."""
-    project = copy_project(tmp_path_factory.mktemp("report") / "report's clone")
-    write_tiny_data(project / "tiny data", mnist)
-    commit_all(project)
-    result = run_make(project, "all", *QUICK)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return project
+def book_project(finished_project) -> Path:
+    """The session's clone (under git) with its quick run rendered as the self-contained page: read only."""
+    return finished_project[0]
 
 
 def current_run(project: Path) -> dict:
@@ -128,13 +125,20 @@ def test_fallback_summary_shows_its_figures_and_tables_in_chromium(book_project,
 
 
 @pytest.fixture(scope="module")
-def quarto_book(book_project) -> Path:
-    """The same run rendered by Quarto into report/_book/."""
+def quarto_project(book_project, tmp_path_factory) -> Path:
+    """A copy of the clone with the same run rendered by Quarto into report/_book/."""
     if shutil.which("quarto") is None:
         pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the Quarto book is not tested here")
-    result = run_make(book_project, "report", *QUICK, "QUARTO=quarto")
+    project = tmp_path_factory.mktemp("quarto") / "quarto's clone"
+    shutil.copytree(book_project, project, symlinks=True)
+    result = run_make(project, "report", *QUICK, "QUARTO=quarto")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return book_project / "report" / "_book"
+    return project
+
+
+@pytest.fixture(scope="module")
+def quarto_book(quarto_project) -> Path:
+    return quarto_project / "report" / "_book"
 
 
 @pytest.mark.slow
@@ -146,8 +150,8 @@ def test_quarto_book_loads_nothing_from_the_network(quarto_book):
 
 
 @pytest.mark.slow
-def test_quarto_book_has_every_chapter_search_and_the_runs(quarto_book, book_project):
-    metrics = current_run(book_project)
+def test_quarto_book_has_every_chapter_search_and_the_runs(quarto_book, quarto_project):
+    metrics = current_run(quarto_project)
     index = (quarto_book / "index.html").read_text()
     assert f"{metrics['test_accuracy']:.2%} test accuracy" in index
     for chapter in ("10-explore", "20-train", "30-evaluate", "40-submit"):
@@ -167,10 +171,10 @@ def test_quarto_summary_numbers_its_figures_as_it_refers_to_them(quarto_book):
 
 
 @pytest.mark.slow
-def test_quarto_pages_show_no_absolute_path_and_wrap_code(quarto_book, book_project):
+def test_quarto_pages_show_no_absolute_path_and_wrap_code(quarto_book, quarto_project):
     for page in quarto_book.rglob("*.html"):
         text = page.read_text()
-        assert str(book_project) not in text and "/tmp/" not in text, page.name
+        assert str(quarto_project) not in text and "/tmp/" not in text, page.name
     (bootstrap,) = (quarto_book / "site_libs" / "bootstrap").glob("bootstrap-*.min.css")
     assert "pre>code.sourceCode{white-space:pre-wrap" in bootstrap.read_text()  # long code lines wrap
 
@@ -192,5 +196,94 @@ def test_quarto_summary_shows_its_figures_and_tables_in_chromium(quarto_book, tm
 
 
 @pytest.mark.slow
-def test_quarto_leaves_git_status_clean(quarto_book, book_project):
-    test_make_report_leaves_git_status_clean(book_project)
+def test_quarto_leaves_git_status_clean(quarto_book, quarto_project):
+    test_make_report_leaves_git_status_clean(quarto_project)
+
+
+# --- The report in a browser, opened from disk with no network ------------------------------------------------
+
+LEGIBLE_PIXELS = 10  # the smallest tick label a reader should have to read
+
+
+def tick_label_pixels(driver) -> dict[str, float]:
+    """For each figure on the page, the height its tick labels are shown at, in CSS pixels."""
+    from digits.plots import DPI, TICK_POINTS
+
+    sizes = driver.execute_script("""
+        return Array.from(document.querySelectorAll('figure img, .cell-output-display img, .jp-RenderedImage img'))
+            .filter((img) => img.naturalWidth > 0 && img.clientWidth > 0)
+            .map((img) => [img.getAttribute('alt') || img.src.slice(-40), img.clientWidth / img.naturalWidth]);""")
+    return {name: TICK_POINTS * DPI / 72 * scale for name, scale in sizes}
+
+
+def overflowing_outputs(driver) -> list[str]:
+    """Output blocks whose lines run past their box (cut off, or hidden behind a scroll bar)."""
+    return driver.execute_script("""
+        return Array.from(document.querySelectorAll('.cell-output pre, .jp-RenderedText pre'))
+            .filter((pre) => pre.scrollWidth > pre.clientWidth + 1).map((pre) => pre.textContent.slice(0, 60));""")
+
+
+@pytest.mark.slow
+def test_the_quarto_book_works_from_disk(quarto_book, tmp_path):
+    with chromium(1280, 1000) as driver:
+        driver.get((quarto_book / "index.html").as_uri())
+        # quarto.js runs (as a classic script): the contents' highlight follows the page.
+        driver.execute_script("document.getElementById('runs').scrollIntoView();")
+        driver.execute_script("window.dispatchEvent(new Event('scroll'));")
+        time.sleep(1)
+        active = driver.execute_script("return document.querySelector('#TOC a.active')?.textContent.trim();")
+        assert active == "Runs"
+        # Search cannot work from disk: a note says how to serve the book, and no alert is waiting.
+        assert driver.find_elements(By.ID, "quarto-search") == []
+        assert "make serve-report" in driver.find_element(By.CLASS_NAME, "from-disk-note").text
+        # The runs table scrolls in its own box and stays left of the page's contents.
+        table = driver.execute_script("""const box = document.querySelector('.runs-table').getBoundingClientRect();
+            return [box.right, document.getElementById('quarto-margin-sidebar').getBoundingClientRect().left];""")
+        assert table[0] <= table[1]
+        assert min(tick_label_pixels(driver).values()) >= LEGIBLE_PIXELS, tick_label_pixels(driver)
+        driver.save_screenshot(str(tmp_path / "summary.png"))
+        for chapter in ("10-explore", "20-train", "30-evaluate", "40-submit"):
+            driver.get((quarto_book / "notebooks" / f"{chapter}.html").as_uri())
+            assert overflowing_outputs(driver) == [], chapter
+            assert min(tick_label_pixels(driver).values()) >= LEGIBLE_PIXELS, (chapter, tick_label_pixels(driver))
+        assert (console_problems(driver), requests_made(driver)) == ([], [])
+
+
+@pytest.mark.slow
+def test_the_self_contained_page_reads_well(book_project):
+    with chromium(1280, 1000) as driver:
+        driver.get((book_project / "report" / "_book" / "index.html").as_uri())
+        assert driver.execute_script("""return Array.from(document.querySelectorAll('.anchor-link'))
+            .filter((link) => getComputedStyle(link).display !== 'none').length;""") == 0  # no permanent ¶
+        assert "In [" not in driver.find_element(By.TAG_NAME, "main").text  # no cell numbers at all
+        assert overflowing_outputs(driver) == []
+        assert min(tick_label_pixels(driver).values()) >= LEGIBLE_PIXELS, tick_label_pixels(driver)
+        assert (console_problems(driver), requests_made(driver)) == ([], [])
+
+
+INJECTED = "<img src=x onerror=\"document.title='PWNED'\">"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["no", "quarto"])
+def test_html_in_a_run_shows_as_text_and_runs_nothing(engine, book_project, tmp_path):
+    if engine == "quarto" and shutil.which("quarto") is None:
+        pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the Quarto book is not tested here")
+    project = tmp_path / "clone"
+    shutil.copytree(book_project, project, symlinks=True)
+    (run,) = [path for path in (project / "models").glob("strided-*")]
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "device": INJECTED, "keras_version": "<script>x</script>"}))
+    crafted = project / "models" / f"{run.name.rsplit('-', 1)[0]}-{INJECTED}"  # a folder named to inject
+    shutil.copytree(run, crafted)
+    record = json.loads((crafted / "run.json").read_text())
+    (crafted / "run.json").write_text(json.dumps({**record, "run": crafted.name}))
+    result = run_make(project, "report", *QUICK, f"QUARTO={engine}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    with chromium() as driver:
+        driver.get((project / "report" / "_book" / "index.html").as_uri())
+        time.sleep(1)
+        assert driver.title != "PWNED" and driver.find_elements(By.CSS_SELECTOR, "main img[src='x']") == []
+        text = driver.find_element(By.TAG_NAME, "body").text
+        assert INJECTED in text and "<script>x</script>" in text  # shown as the characters they are
+        assert crafted.name not in text  # not this project's run: not listed at all

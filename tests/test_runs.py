@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import fake_finished_run, write_tiny_data
-from digits import records, runs
+from conftest import PROJECT_ROOT, fake_finished_run, run_pipeline, write_tiny_data
+from digits import catalog, records, runs
 from digits.files import atomic_path, exclusive_lock, remove_stale_partials
 from digits.parameters import RUN_PARAMETERS, check_parameters
 
@@ -80,24 +80,24 @@ def test_the_latest_run_is_the_newest_finished_one_on_the_same_data(tmp_path, mn
     older = fake_finished_run(tmp_path, "2026-01-01T00:00:00+00:00", 0.9, epochs=2)
     newer = fake_finished_run(tmp_path, "2026-01-03T00:00:00+00:00", 0.9, epochs=3)
     data, models = tmp_path / "data", tmp_path / "models"
-    assert runs.latest(data, models) == newer
-    assert runs.find("", data, models) == newer and runs.find(older.name, data, models) == older
+    assert catalog.latest(data, models) == newer
+    assert catalog.find("", data, models) == newer and catalog.find(older.name, data, models) == older
     # A run made on other data is not the latest for this data, however new.
     other_data = write_tiny_data(tmp_path / "other data", mnist, n_train=20, n_test=5)
     other = fake_finished_run(tmp_path, "2026-02-01T00:00:00+00:00", 0.9, data_dir=other_data, epochs=4)
-    assert runs.latest(data, models) == newer and runs.latest(other_data, models) == other
+    assert catalog.latest(data, models) == newer and catalog.latest(other_data, models) == other
     write_tiny_data(data, mnist, n_train=30, n_test=5)  # the data changed: no run was made on it
     with pytest.raises(ValueError, match="no finished run in .*models for the data in .*data"):
-        runs.latest(data, models)
+        catalog.latest(data, models)
 
 
 def test_a_damaged_run_is_not_found(tmp_path):
     run = fake_finished_run(tmp_path, "2026-01-01T00:00:00+00:00", 0.9, epochs=2)
     (run.folder / "history.csv").unlink()
     with pytest.raises(ValueError, match="history.csv: missing"):
-        runs.find(run.name, tmp_path / "data", tmp_path / "models")
+        catalog.find(run.name, tmp_path / "data", tmp_path / "models")
     with pytest.raises(ValueError, match="no run 'nope' in"):
-        runs.find("nope", tmp_path / "data", tmp_path / "models")
+        catalog.find("nope", tmp_path / "data", tmp_path / "models")
 
 
 @pytest.mark.parametrize("record, ours", [
@@ -111,7 +111,7 @@ def test_only_folders_this_project_made_are_its_own(record, ours, tmp_path):
     name = record.get("run", "exp1")
     (tmp_path / name).mkdir()
     (tmp_path / name / "run.json").write_text(json.dumps(record))
-    assert runs.made_by_this_project(tmp_path / name) is ours
+    assert catalog.made_by_this_project(tmp_path / name) is ours
 
 
 def test_clean_removes_only_the_folders_the_project_made(tmp_path):
@@ -125,8 +125,8 @@ def test_clean_removes_only_the_folders_the_project_made(tmp_path):
     outside.mkdir()
     (models / "link").symlink_to(outside)
     (outside / "run.json").write_text(json.dumps({"run": "link", "made_by": "digit-recognizer"}))
-    assert runs.project_folders(models) == [run.folder]
-    assert runs.clean(models, runs.project_folders(models)) == [run.name]
+    assert catalog.project_folders(models) == [run.folder]
+    assert catalog.clean(models, catalog.project_folders(models)) == [run.name]
     assert sorted(path.name for path in models.iterdir()) == ["exp1", "link", "my notes"]
     assert (outside / "run.json").is_file()
 
@@ -135,7 +135,7 @@ def test_runs_table_lists_every_run_newest_first_rounded_with_quick_runs_marked(
     fake_finished_run(tmp_path, "2026-01-01T00:00:00+00:00", 0.9012345678, epochs=2)
     fake_finished_run(tmp_path, "2026-01-03T00:00:00+00:00", 0.9951, epochs=3, test_accuracy=0.99612345)
     fake_finished_run(tmp_path, "2026-01-02T00:00:00+00:00", 0.91, epochs=2, seed=7)
-    table = runs.runs_table(tmp_path / "models", tmp_path / "data")
+    table = catalog.runs_table(tmp_path / "models", tmp_path / "data")
     assert [name.split("-d")[0] for name in table["run"]] == ["strided-e3-s42", "strided-e2-s7", "strided-e2-s42"]
     assert list(table.columns) == ["run", "epochs", "seed", "val_accuracy", "test_accuracy", "train_minutes",
                                    "images_per_second", "finished_at", "quick"]
@@ -172,7 +172,10 @@ def test_metrics_with_wrong_types_are_named_not_a_traceback(change, message, tmp
     (run.folder / "metrics.json").write_text(json.dumps(metrics))
     with pytest.raises(ValueError, match=f"metrics.json: {message}"):
         records.read_metrics(run.folder)
-    assert runs.runs_table(tmp_path / "models", tmp_path / "data").empty  # the table leaves it out
+    assert catalog.runs_table(tmp_path / "models", tmp_path / "data").empty  # the table leaves it out
+    result = run_pipeline(PROJECT_ROOT, "runs", f"MODELS_DIR={tmp_path / 'models'}", f"DATA_DIR={tmp_path / 'data'}")
+    assert result.returncode == 0 and result.stderr == ""  # `make runs` says why, in one line
+    assert result.stdout.splitlines()[0].startswith(f"left out, damaged: {run.folder / 'metrics.json'}: {message}")
 
 
 def test_binary_metrics_are_named(tmp_path):
@@ -221,7 +224,7 @@ def test_a_damaged_run_is_found_and_the_file_named(damage, named, tmp_path):
     with pytest.raises(ValueError, match=named):
         records.check_finished(run.folder)
     assert not records.is_finished(run.folder)
-    assert runs.kept_runs(tmp_path / "models", tmp_path / "data") == []
+    assert catalog.kept_runs(tmp_path / "models", tmp_path / "data") == []
 
 
 def test_a_model_archive_without_weights_is_not_a_model(tmp_path):

@@ -30,8 +30,9 @@ def percent(value: float | None) -> str:
     return "" if missing(value) else f"{value:.2%}"
 
 
-# Characters that markdown (and pandoc's pipe tables) would read as markup.
-MARKDOWN_SPECIAL = str.maketrans({character: "\\" + character for character in "\\`*_[]{}()#+!|<>~$"})
+# Characters that markdown (and pandoc's pipe tables) would read as markup. Not "#": a value is never at the
+# start of a line, where it would make a heading, and the HTML entities of escaped quotes (&#x27;) contain it.
+MARKDOWN_SPECIAL = str.maketrans({character: "\\" + character for character in "\\`*_[]{}()+!|<>~$"})
 
 
 def markdown_text(value: Any) -> str:

@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from digits import records
+from digits.catalog import kept_runs
 from digits.config import N_CLASSES
 from digits.data import load_split, load_test, load_test_labels
 from digits.files import atomic_path, digest_of, write_frame_atomic
 from digits.model import load_model
-from digits.runs import Run, check_ready, kept_runs
+from digits.runs import Run, check_ready
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:

@@ -7,6 +7,7 @@ executed notebook), with every figure inline and nothing loaded from the network
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import re
 import shutil
@@ -17,6 +18,7 @@ import nbformat
 from nbconvert import HTMLExporter
 from pygments.formatters import HtmlFormatter
 
+from digits.book import INLINE_SCRIPT
 from digits.files import atomic_path, write_text_atomic
 from digits.notebook import PARAMETER_TAGS
 
@@ -25,9 +27,12 @@ INCLUDE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
 CROSS_REFERENCE = re.compile(r"@(fig-[\w-]+)")
 # A markdown image of a local PNG with a figure label: ![caption](file.png){#fig-label}
 IMAGE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)\{#(fig-[\w-]+)\}")
-CALLOUT = re.compile(r"^::: *\{\.callout-(\w+)\} *\n(.*?)\n:::$", flags=re.MULTILINE | re.DOTALL)
-# What the page may load: its own inline styles and images, nothing else (no script at all).
-CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
+# Quarto's divs (::: {.callout-warning} ... :::, ::: {.runs-table} ... :::) as HTML <div>s.
+DIV = re.compile(r"^::: *\{\.([\w-]+)\} *\n(.*?)\n:::$", flags=re.MULTILINE | re.DOTALL)
+# What the page may load: its inline styles and data: images, and the inline scripts of "Try it" (by their
+# SHA-256); nothing else: no file, no network, no other script. TensorFlow.js probes WebAssembly's features
+# (WebAssembly.validate) as it starts: 'wasm-unsafe-eval' allows that, and no JavaScript eval.
+POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'wasm-unsafe-eval' {hashes}"
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #222; }
 nav { position: fixed; top: 0; left: 0; bottom: 0; width: 15rem; padding: 1rem; background: #f6f7f9;
@@ -35,7 +40,8 @@ nav { position: fixed; top: 0; left: 0; bottom: 0; width: 15rem; padding: 1rem; 
 nav a { color: #1a5fb4; text-decoration: none; } nav li { margin: 0.3rem 0; }
 main { margin-left: 17rem; max-width: 60rem; padding: 1rem 2rem 4rem; }
 section { border-bottom: 2px solid #eee; padding-bottom: 2rem; }
-.table-scroll, .jp-RenderedHTMLCommon { overflow-x: auto; }
+.table-scroll, .jp-RenderedHTMLCommon, .runs-table { overflow-x: auto; }
+.runs-table td, .runs-table th { white-space: nowrap; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
@@ -48,6 +54,13 @@ pre { background: #f6f8fa; padding: 0.6rem; font-size: 0.85rem; white-space: pre
 blockquote { border-left: 4px solid #1a5fb4; background: #f3f7fc; margin: 1rem 0; padding: 0.2rem 1rem; }
 .jp-RenderedText pre { background: #fff; border-left: 3px solid #ddd; }
 """
+
+
+def content_security_policy(body: str) -> str:
+    """The page's policy: its own inline scripts, by their SHA-256, are the only ones that may run."""
+    hashes = sorted({"'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
+                     for script in INLINE_SCRIPT.findall(body)})
+    return POLICY.format(hashes=" ".join(hashes) or "'none'")
 
 
 def figure_html(label: str, caption: str, png: str | bytes) -> str:
@@ -69,17 +82,19 @@ def _labelled_figure(notebook: nbformat.NotebookNode, label: str) -> str:
     raise ValueError(f"no figure labelled {label!r} with an image output in the notebook")
 
 
-def _callouts_to_html(markdown: str) -> str:
-    """Quarto's callout blocks (::: {.callout-note} ... :::) as styled <div>s whose content stays markdown."""
-    return CALLOUT.sub(lambda match: f'<div class="callout callout-{match.group(1)}">\n\n{match.group(2)}\n\n</div>',
-                       markdown)
+def _divs_to_html(markdown: str) -> str:
+    """Quarto's divs (::: {.callout-note} ... :::) as <div>s of the same class whose content stays markdown."""
+    def div(match: re.Match) -> str:
+        classes = f"callout {match.group(1)}" if match.group(1).startswith("callout-") else match.group(1)
+        return f'<div class="{classes}">\n\n{match.group(2)}\n\n</div>'
+    return DIV.sub(div, markdown)
 
 
 def _summary_html(report_dir: Path) -> str:
     """index.qmd with its include and embed shortcodes resolved, as HTML (its tables in scroll boxes)."""
     text = (report_dir / "index.qmd").read_text()
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)
-    text = _callouts_to_html(INCLUDE.sub(lambda match: (report_dir / match.group(1)).read_text(), text))
+    text = _divs_to_html(INCLUDE.sub(lambda match: (report_dir / match.group(1)).read_text(), text))
     text = text.replace("{.unnumbered}", "")
     notebooks: dict[str, nbformat.NotebookNode] = {}
 
@@ -102,7 +117,7 @@ def _notebook_html(path: Path) -> tuple[str, str]:
     for cell in notebook.cells:
         cell.source = re.sub(r"^#\|.*\n?", "", cell.source, flags=re.MULTILINE)
         if cell.cell_type == "markdown":
-            cell.source = _callouts_to_html(cell.source)
+            cell.source = _divs_to_html(cell.source)
     title = next((line[2:].strip() for cell in notebook.cells if cell.cell_type == "markdown"
                   for line in cell.source.splitlines() if line.startswith("# ")), path.stem)
     body, _ = HTMLExporter(template_name="basic", exclude_input_prompt=True,
@@ -110,22 +125,28 @@ def _notebook_html(path: Path) -> tuple[str, str]:
     return title, body
 
 
+def _try_it_html(report_dir: Path) -> str:
+    """The "Try it" chapter's HTML (report/try-it.qmd holds it as a raw block), under a heading."""
+    text = (report_dir / "try-it.qmd").read_text(encoding="utf-8")
+    return "<h1>Try it</h1>\n" + text.split("```{=html}\n", 1)[1].rsplit("\n```", 1)[0]
+
+
 def render(report_dir: Path, chapters: list[str]) -> Path:
-    """Render the summary and the chapters' notebooks into one self-contained report/_book/index.html."""
+    """Render the summary, the chapters' notebooks and "Try it" into one self-contained report/_book/index.html."""
     sections = [("summary", "Summary", _summary_html(report_dir))]
     for chapter in chapters:
         title, body = _notebook_html(report_dir / "notebooks" / f"{chapter}.ipynb")
         sections.append((chapter, title, body))
+    sections.append(("try-it", "Try it", _try_it_html(report_dir)))
     contents = "".join(f'<li><a href="#{anchor}">{html.escape(title)}</a></li>' for anchor, title, _ in sections)
+    body = "".join(f'<section id="{anchor}">{body}</section>' for anchor, _, body in sections)
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{CONTENT_SECURITY_POLICY}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(body)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Digit recognizer: report</title>"
         f"<style>{STYLE}{HtmlFormatter().get_style_defs('.highlight')}</style></head><body>"
-        f"<nav><strong>Digit recognizer</strong><ol>{contents}</ol></nav><main>"
-        + "".join(f'<section id="{anchor}">{body}</section>' for anchor, _, body in sections)
-        + "</main></body></html>\n"
+        f"<nav><strong>Digit recognizer</strong><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
     )
     book = report_dir / "_book"
     book.mkdir(exist_ok=True)

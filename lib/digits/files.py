@@ -172,8 +172,21 @@ def digest_of(*paths: Path) -> str:
     return hashlib.sha256("\n".join(sha256_of(path) for path in paths).encode()).hexdigest()
 
 
+def held_by_another(path: Path) -> bool:
+    """True while another process holds the lock on `path` (it is not taken here)."""
+    if not path.is_file():
+        return False
+    with open(path, "a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 @contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path, holder: str = "another pipeline run") -> Iterator[None]:
     """Hold an exclusive lock on `path`; while another process holds it, say so once and wait."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+", encoding="utf-8") as handle:
@@ -181,11 +194,11 @@ def exclusive_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            holder = handle.read().strip() or "unknown"
-            print(f"waiting: another pipeline run (pid {holder}) is working in this project", flush=True)
+            owner = handle.read().strip() or "unknown"
+            print(f"waiting: {holder} (pid {owner}) is working", flush=True)
             started = time.monotonic()
             fcntl.flock(handle, fcntl.LOCK_EX)
-            print(f"the other run finished its step after {time.monotonic() - started:.0f} s; going on", flush=True)
+            print(f"it finished after {time.monotonic() - started:.0f} s; going on", flush=True)
         handle.seek(0)
         handle.truncate()
         handle.write(str(os.getpid()))

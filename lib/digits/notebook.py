@@ -57,6 +57,8 @@ def executed_inputs(path: Path) -> str | None:
         return None
 
 
+# What TensorFlow (and oneDNN) read for how many threads to use.
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
 # Between two notebooks: an empty namespace and no open figures, as in a new kernel.
 RESET = "get_ipython().run_line_magic('reset', '-f')\nimport matplotlib.pyplot\nmatplotlib.pyplot.close('all')"
 
@@ -68,8 +70,9 @@ class SharedKernel:
     independent of the one before, and `%reset` gives it without paying those seconds again.
     """
 
-    def __init__(self, project: Path):
+    def __init__(self, project: Path, threads: int = 0):
         self.project = project
+        self.threads = threads  # TensorFlow's threads in the kernel (0: its own choice, all the cores)
         self.manager: LocalKernelManager | None = None
         self.used = False
 
@@ -78,6 +81,8 @@ class SharedKernel:
         if self.manager is None:
             # The kernel imports this project's own lib/, even from an environment that several clones share.
             os.environ["PYTHONPATH"] = os.pathsep.join([str(self.project / "lib"), os.environ.get("PYTHONPATH", "")])
+            if self.threads:  # a run's numbers depend on its threads: the same share gives the same weights
+                os.environ.update({name: str(self.threads) for name in THREAD_VARIABLES})
             self.manager = LocalKernelManager(kernel_name=KERNEL_NAME)
             run_sync(self.manager.start_kernel)(cwd=str(self.project / "notebooks"))
         elif self.used:

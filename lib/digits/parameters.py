@@ -1,12 +1,7 @@
 """Parameters: every value a user can give, defined once: name, default, check and help.
 
-`make all EPOCHS=30` gives EPOCHS. Make keeps the variables of its command line
-in MAKEFLAGS exactly as typed, so the pipeline reads them from there
-(`given_on_make_command_line`) and Make never expands them (`$`, `$(shell ...)`
-stay characters) nor puts them in front of a shell. Variables exported in the
-shell are not parameters: one line names any that a command ignores.
-
-Unset (empty on the make command line, None in Python and in the notebooks)
+`make all EPOCHS=30` gives EPOCHS; digits.commandline reads it from make's
+command line. Unset (empty on the make command line, None in Python and in the notebooks)
 means the default: for EPOCHS, BATCH_SIZE and AUGMENT, the architecture's
 recipe (digits.config.RECIPES).
 """
@@ -15,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,10 +100,15 @@ def check_ensemble(value: Any) -> int:
 
 
 def check_path(name: str, value: Any) -> Path:
-    """A path given as text; ValueError naming the parameter when it is empty or holds a NUL character."""
+    """A path given as text; ValueError naming the parameter when it is empty, holds a NUL or is a link loop."""
     if unset(value) or "\0" in str(value):
         raise ValueError(f"{name} must be a path, got {str(value)!r}")
-    return Path(str(value)).expanduser()
+    path = Path(str(value)).expanduser()
+    try:
+        path.resolve()
+    except RuntimeError:  # pathlib's word for a chain of symbolic links that comes back to itself
+        raise ValueError(f"{name}: {str(value)!r} is a symbolic link that loops") from None
+    return path
 
 
 def check_text(name: str) -> Callable[[Any], str]:
@@ -135,6 +135,19 @@ def check_switch(name: str) -> Callable[[Any], bool | None]:
 def check_port(value: Any) -> int | None:
     """A TCP port for JupyterLab: unset (the first free one from 8888) or 1024..65535."""
     return None if unset(value) else whole_number("port", value, 1024, 65535)
+
+
+def check_workers(value: Any) -> int | None:
+    """Runs trained at once on this machine: unset (one per two cores) or 1..64."""
+    return None if unset(value) else whole_number("workers", value, 1, 64)
+
+
+def check_address(value: Any) -> str:
+    """A Dask scheduler's address (tcp://host:port), or unset for a cluster on this machine."""
+    text = "" if unset(value) else str(value).strip()
+    if text and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?|[\w.-]+:\d+", text):
+        raise ValueError(f"dask_scheduler_address must be an address such as tcp://host:8786, got {value!r}")
+    return text
 
 
 def check_gpu(value: Any) -> bool:
@@ -204,12 +217,20 @@ PARAMETERS_LIST = (
               "folder of the runs (made if missing)", "folders"),
     Parameter("run", "", check_text("run"),
               "a kept run by name, for report, notebooks, predict and kaggle-submit (empty: the latest)", "choice"),
-    Parameter("images", "", check_text("images"), "make predict: an image file or a folder of them", "choice"),
+    Parameter("images", "", lambda value: "" if unset(value) else str(check_path("images", value)),
+              "make predict: an image file or a folder of them", "choice"),
     Parameter("quarto", "quarto", check_text("quarto"),
               "the Quarto command for the report; no: the self-contained page without Quarto", "tools"),
     Parameter("kaggle", "", check_text("kaggle"), "the Kaggle command (empty: the environment's own)", "tools"),
-    Parameter("port", None, check_port, "make lab: the port (empty: the first free one from 8888)", "lab"),
+    Parameter("port", None, check_port,
+              "make lab: the port (empty: the first free one from 8888); make serve-report: the port (empty: 8000)",
+              "lab"),
     Parameter("browser", None, check_switch("browser"), "make lab: open a browser, yes or no", "lab"),
+    Parameter("workers", None, check_workers,
+              "make sweep and ENSEMBLE: runs trained at once on this machine (empty: one per two cores)", "sweep"),
+    Parameter("dask_scheduler_address", "", check_address,
+              "make sweep and ENSEMBLE: a Dask cluster's scheduler, tcp://host:8786 (empty: this machine)", "sweep"),
+    Parameter("force", None, check_switch("force"), "make sweep: FORCE=1 sweeps more than 100 runs", "sweep"),
     Parameter("venv", ".venv", lambda value: check_path("venv", value),
               "the environment's folder (a conda one: VENV=$CONDA_PREFIX)", "setup"),
     Parameter("gpu", None, check_gpu, "GPU=1: TensorFlow with CUDA (Linux), from requirements-gpu.lock", "setup"),
@@ -217,7 +238,8 @@ PARAMETERS_LIST = (
 PARAMETERS = {parameter.name: parameter for parameter in PARAMETERS_LIST}
 RUN_PARAMETERS = tuple(parameter for parameter in PARAMETERS_LIST if parameter.group == "run")
 GROUP_TITLES = {"run": "The run", "folders": "Folders", "choice": "Choosing a run and images", "tools": "Tools",
-                "lab": "JupyterLab", "setup": "The environment (read by make itself)"}
+                "lab": "JupyterLab and the served book", "sweep": "Sweeps and ensembles",
+                "setup": "The environment (read by make itself)"}
 
 
 def check_parameters(**given: Any) -> dict[str, Any]:
@@ -228,114 +250,13 @@ def check_parameters(**given: Any) -> dict[str, Any]:
     return {name: PARAMETERS[name].check(value) for name, value in given.items()}
 
 
-# --- Where the values come from -----------------------------------------------------------------------------
-
-
-def command_line_variables(makeflags: str) -> dict[str, str]:
-    """The variables of make's command line, as typed, from MAKEFLAGS (`... -- NAME=value NAME=value`).
-
-    Make escapes spaces and backslashes in MAKEFLAGS with a backslash and doubles `$`.
-    """
-    words, word, index, escaped_space = [], [], 0, False
-    while index < len(makeflags):
-        character = makeflags[index]
-        if character == "\\" and index + 1 < len(makeflags):
-            word.append(makeflags[index + 1])
-            index += 2
-            escaped_space = True
-            continue
-        if character == "$" and makeflags[index + 1:index + 2] == "$":
-            word.append("$")
-            index += 2
-            continue
-        if character == " ":
-            if word or escaped_space:
-                words.append("".join(word))
-            word, escaped_space = [], False
-        else:
-            word.append(character)
-        index += 1
-    if word or escaped_space:
-        words.append("".join(word))
-    if "--" not in words:
-        return {}
-    variables = {}
-    for assignment in words[words.index("--") + 1:]:
-        name, _, value = assignment.partition("=")
-        variables[name.rstrip(":+?!")] = value
-    return variables
-
-
-def given_on_make_command_line(environment: Mapping[str, str]) -> dict[str, str]:
-    """The parameters given on make's command line, by their notebook names; ValueError for an unknown name."""
-    variables = command_line_variables(environment.get("MAKEFLAGS", ""))
-    return given_as_variables(variables)
-
-
-def given_as_variables(variables: Mapping[str, str]) -> dict[str, str]:
-    """NAME=value pairs as parameters by their notebook names; ValueError naming an unknown variable."""
-    known = {parameter.variable: parameter.name for parameter in PARAMETERS_LIST}
-    unknown = [name for name in variables if name not in known]
-    if unknown:
-        raise ValueError(f"unknown parameter {unknown[0]}={variables[unknown[0]]!r}: "
-                         f"`make help` lists the parameters ({', '.join(known)})")
-    return {known[name]: value for name, value in variables.items()}
-
-
-def ignored_in_environment(environment: Mapping[str, str], given: Mapping[str, Any]) -> list[str]:
-    """NAME=value of the parameters exported in the shell but not given on the command line (they are ignored)."""
-    return [f"{parameter.variable}={environment[parameter.variable]}" for parameter in PARAMETERS_LIST
-            if parameter.group in ("run", "folders", "choice") and parameter.variable in environment
-            and parameter.name not in given]
-
-
-# --- Help -----------------------------------------------------------------------------------------------------
-
-
-def help_text() -> str:
-    """Every parameter with its default and meaning, by group, for `make help`."""
-    lines = []
-    for group, title in GROUP_TITLES.items():
-        lines.append(f"{title}:")
-        for parameter in (p for p in PARAMETERS_LIST if p.group == group):
-            lines.append(f"  {parameter.variable + '=' + parameter.default_text:<26} {parameter.description}")
-    return "\n".join(lines)
-
-
-def markdown_table() -> str:
-    """The parameters as the README's table."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for parameter in PARAMETERS_LIST:
-        default = f"`{parameter.default_text}`" if parameter.default_text else "(empty)"
-        rows.append(f"| `{parameter.variable}` | {default} | {parameter.description} |")
-    return "\n".join(rows)
-
-
-def main(arguments: list[str]) -> int:
-    """`help`: list the parameters; `check`: check those on make's command line (one line and status 2 if bad)."""
-    import os
-    import sys
-
-    if arguments == ["help"]:
-        print(help_text())
-        return 0
-    if arguments == ["markdown"]:
-        print(markdown_table())
-        return 0
-    if arguments != ["check"]:
-        print("usage: python -m digits.parameters help|check|markdown", file=sys.stderr)
-        return 2
-    known = {parameter.variable for parameter in PARAMETERS_LIST}
-    variables = command_line_variables(os.environ.get("MAKEFLAGS", ""))
-    try:
-        check_parameters(**given_as_variables({name: value for name, value in variables.items() if name in known}))
-    except ValueError as error:
-        print(f"error: bad parameter: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main(sys.argv[1:]))
+def check_list(parameter: Parameter, text: Any) -> list[str]:
+    """The values of a comma list for a run parameter (as `make sweep` takes them), each checked; ValueError
+    naming the bad one and the list it is in."""
+    values = [value.strip() for value in str(text).split(",")]
+    for value in values:
+        try:
+            parameter.check(value)
+        except ValueError as error:
+            raise ValueError(f"{error} (in {parameter.variable}={text})" if len(values) > 1 else str(error)) from None
+    return values

@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from digits import competition, files, records, runs
+from digits import catalog, competition, files, kernel, records, runs, sweep
+from digits.commandline import given_as_variables, given_on_make_command_line, ignored_in_environment
 from digits.display import shown, text_table
+from digits.executor import Executor
 from digits.files import exclusive_lock, write_frame_atomic
-from digits.parameters import check_parameters, given_as_variables, given_on_make_command_line, ignored_in_environment
+from digits.parameters import RUN_PARAMETERS, check_parameters
 from digits.paths import project_root
 from digits.steps import STEP_NAMES, Context, choose_run, step_data, steps_for
 
@@ -41,7 +43,9 @@ CACHE_FILE = ".cache/files.json"
 
 def command_runs(context: Context) -> None:
     """Print the table of every kept run and write runs.csv."""
-    table = runs.runs_table(context.models_dir, context.data_dir)
+    for problem in catalog.damaged_runs(context.models_dir, context.data_dir):
+        print(f"left out, damaged: {problem}")
+    table = catalog.runs_table(context.models_dir, context.data_dir)
     if table.empty:
         print(f"no finished runs in {shown(context.models_dir)}")
         return
@@ -90,21 +94,23 @@ def command_kaggle_submit(context: Context) -> None:
 
 def command_clean_models(context: Context) -> None:
     """Remove the run folders this project made in MODELS_DIR (and runs.csv), listing them first."""
-    folders = runs.project_folders(context.models_dir)
+    folders = catalog.project_folders(context.models_dir)
     if not folders:
         print(f"nothing to remove: no folder in {shown(context.models_dir)} was made by this project")
         return
+    training = [folder for folder in folders if catalog.in_training(folder)]
+    folders = [folder for folder in folders if folder not in training]
+    for folder in training:
+        print(f"left alone: {folder.name} is being trained by another command")
     print(f"removing {len(folders)} folder(s) that this project made in {shown(context.models_dir)}:")
     for folder in folders:
         print(f"  {folder.name}")
-    removed = runs.clean(context.models_dir, folders)
+    removed = catalog.clean(context.models_dir, folders)
     print(f"removed {len(removed)} folder(s); anything else in {shown(context.models_dir)} is left as it was")
 
 
 def command_lab(context: Context) -> None:
     """Start JupyterLab at the project's root with the project's kernel, on 127.0.0.1 with a token."""
-    from digits import kernel
-
     arguments = [str(Path(sys.executable).parent / "jupyter"), "lab", "--ip", "127.0.0.1",
                  f"--ServerApp.root_dir={context.project}",
                  f"--KernelSpecManager.allowed_kernelspecs={kernel.KERNEL_NAME}",
@@ -121,12 +127,45 @@ def command_lab(context: Context) -> None:
     os.execve(arguments[0], arguments, environment)
 
 
+def executor(context: Context) -> Executor:
+    """The workers that train several runs at once: a local cluster (WORKERS), or DASK_SCHEDULER_ADDRESS's."""
+    return Executor(context.settings.get("workers"), context.settings.get("dask_scheduler_address", ""))
+
+
+def command_sweep(context: Context) -> None:
+    """Train every combination of the comma lists of run parameters on the workers; evaluate; report."""
+    with executor(context) as workers:
+        sweep.sweep(context, workers)
+
+
+def train_on_workers(context: Context, members: list) -> bool:
+    """Train an ensemble's members on the workers (several at once); ValueError naming any lost one."""
+    with executor(context) as workers:
+        outcomes = workers.train(context.project, context.data_dir, context.models_dir, members)
+    lost = [outcome.run for outcome in outcomes if outcome.lost]
+    if lost:
+        raise ValueError(f"lost {', '.join(lost)}: the same command again resumes them")
+    return any(outcome.trained for outcome in outcomes)
+
+
+def command_serve_report(context: Context) -> None:
+    """Serve the rendered book on 127.0.0.1 (PORT, default 8000), where its search works as it cannot from disk."""
+    book = context.project / "report" / "_book"
+    if not (book / "index.html").is_file():
+        raise ValueError(f"{shown(book / 'index.html')}: missing; `make report` renders the book first")
+    port = str(context.settings.get("port") or 8000)
+    print(f"serving {shown(book)} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(book),
+                              port])
+
+
 STEP_COMMANDS = ("all", "notebooks", "report", *STEP_NAMES)
 COMMANDS: dict[str, Callable[[Context], None]] = {
     "runs": command_runs, "predict": command_predict, "kaggle-data": command_kaggle_data,
     "kaggle-submit": command_kaggle_submit, "clean-models": command_clean_models, "lab": command_lab,
+    "serve-report": command_serve_report, "sweep": command_sweep,
 }
-RUNLESS = ("runs", "predict", "kaggle-data", "clean-models", "lab")
+RUNLESS = ("runs", "predict", "kaggle-data", "clean-models", "lab", "serve-report", "sweep")
 
 
 def run_command(command: str, context: Context) -> None:
@@ -177,7 +216,12 @@ def given_parameters(arguments: list[str], environment: Mapping[str, str]) -> di
 def make_context(command: str, arguments: list[str]) -> Context:
     """Check the parameters (one line naming a bad one) and say which exported shell variables are ignored."""
     given = given_parameters(arguments, os.environ)
-    settings = check_parameters(**given)
+    # A sweep's run parameters are comma lists: the sweep checks each of their values before any work.
+    checked_now = {name: value for name, value in given.items()
+                   if command != "sweep" or name not in {p.name for p in RUN_PARAMETERS}}
+    settings = check_parameters(**checked_now)
+    if command == "sweep":
+        sweep.grid(given)
     for ignored in ignored_in_environment(os.environ, given):
         print(f"note: {ignored} in the environment is ignored: give parameters on the make command line",
               file=sys.stderr)
@@ -187,7 +231,9 @@ def make_context(command: str, arguments: list[str]) -> Context:
         raise ValueError(f"data_dir must be an existing folder, got {str(given.get('data_dir', 'data'))!r}")
     if models_dir.exists() and not models_dir.is_dir():
         raise ValueError(f"models_dir must be a folder, got {str(given.get('models_dir'))!r} (not a folder)")
-    return Context(project, given, settings, data_dir, models_dir, train=command == "all")
+    context = Context(project, given, settings, data_dir, models_dir, train=command == "all")
+    context.train_elsewhere = lambda members: train_on_workers(context, members)
+    return context
 
 
 def where_it_failed(error: OSError, context: Context, command: str) -> str:
@@ -216,9 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: bad parameter: {error}", file=sys.stderr)
         return 2
     files.use_cache(context.project / CACHE_FILE)
+    kernel.quiet_tensorflow_start_up()  # the report's "Try it" page reads the models with Keras in this process
     try:
-        if command == "lab":  # JupyterLab runs for hours beside the pipeline: it takes no lock
-            command_lab(context)
+        if command in ("lab", "serve-report"):  # servers run for hours beside the pipeline: they take no lock
+            COMMANDS[command](context)
         with exclusive_lock(context.project / LOCK_FILE):
             try:
                 run_command(command, context)

@@ -1,4 +1,9 @@
-"""Plots: every figure of the notebooks and the report; each function returns its Figure."""
+"""Plots: every figure of the notebooks and the report; each function returns its Figure.
+
+Figures are at most FIGURE_WIDTH inches wide at DPI dots per inch: shown in the
+book's text column (about 660 pixels, half their width), their tick labels of
+TICK_POINTS points still read at 11 pixels or more.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,12 @@ from matplotlib.figure import Figure
 from digits.config import N_CLASSES
 
 DIGITS = list(range(N_CLASSES))
+FIGURE_WIDTH = 9.0  # inches
+DPI = 144
+TICK_POINTS = 11
+plt.rcParams.update({"figure.dpi": DPI, "savefig.dpi": "figure", "font.size": TICK_POINTS,
+                     "xtick.labelsize": TICK_POINTS, "ytick.labelsize": TICK_POINTS, "axes.titlesize": 12,
+                     "axes.labelsize": TICK_POINTS, "legend.fontsize": 10})
 
 
 def class_distribution(labels: np.ndarray, title: str = "Images per digit") -> Figure:
@@ -26,7 +37,8 @@ def class_distribution(labels: np.ndarray, title: str = "Images per digit") -> F
 def digit_grid(images: np.ndarray, titles: list[str], columns: int = 10, title: str = "") -> Figure:
     """Images in a grid, each with a short title."""
     rows = max(1, int(np.ceil(len(images) / columns)))
-    figure, axes = plt.subplots(rows, columns, figsize=(columns * 0.9, rows * 1.05), squeeze=False)
+    side = min(0.9, FIGURE_WIDTH / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(columns * side, rows * side * 1.17), squeeze=False)
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index < len(images):
@@ -59,22 +71,26 @@ def pixel_histogram(images: np.ndarray) -> Figure:
 
 
 def learning_curves(histories: dict[str, pd.DataFrame]) -> Figure:
-    """Loss and accuracy per epoch, training against validation, and the learning-rate schedule, of each run."""
-    figure, (loss_axes, accuracy_axes, rate_axes) = plt.subplots(1, 3, figsize=(13, 3.8))
+    """Loss and accuracy per epoch, training against validation, the learning rate and seconds per epoch."""
+    figure, axes = plt.subplots(2, 2, figsize=(FIGURE_WIDTH, 6.5))
+    (loss_axes, accuracy_axes), (rate_axes, seconds_axes) = axes
     several = len(histories) > 1
     for name, history in histories.items():
         suffix = f" ({name})" if several else ""
-        for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
-            training, = axes.plot(history["epoch"], history[metric], marker="o", label=f"training{suffix}")
-            axes.plot(history["epoch"], history[f"val_{metric}"], marker="o", label=f"validation{suffix}",
+        for plot, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
+            training, = plot.plot(history["epoch"], history[metric], marker="o", label=f"training{suffix}")
+            plot.plot(history["epoch"], history[f"val_{metric}"], marker="o", label=f"validation{suffix}",
                       linestyle="--" if several else "-", color=training.get_color() if several else None)
-        rate_axes.plot(history["epoch"], history["learning_rate"], marker="o", color="#55A868")
-    for axes, metric in ((loss_axes, "loss"), (accuracy_axes, "accuracy")):
-        axes.set(xlabel="epoch", ylabel=metric, title=metric.capitalize())
-        axes.legend(fontsize=9 if several else 10)
+        rate_axes.plot(history["epoch"], history["learning_rate"], marker="o", label=name)
+        seconds_axes.plot(history["epoch"], history["seconds"], marker="o", label=name)
+    loss_axes.set(xlabel="epoch", ylabel="loss", title="Loss")
+    accuracy_axes.set(xlabel="epoch", ylabel="accuracy", title="Accuracy")
     rate_axes.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
-    for axes in (loss_axes, accuracy_axes, rate_axes):
-        axes.xaxis.get_major_locator().set_params(integer=True)
+    seconds_axes.set(xlabel="epoch", ylabel="seconds", title="Time per epoch", ylim=(0, None))
+    for plot in (loss_axes, accuracy_axes):
+        plot.legend(fontsize=8 if several else 10)
+    for plot in axes.flat:
+        plot.xaxis.get_major_locator().set_params(integer=True)
     figure.tight_layout()
     return figure
 
@@ -128,5 +144,25 @@ def validation_curves(histories: dict[str, pd.DataFrame], current: list[str] = (
         axes.set_ylim(max(0.0, min(accuracies.min(), accuracies.quantile(0.25)) - 0.01), 1.0)
     axes.xaxis.get_major_locator().set_params(integer=True)
     axes.legend(fontsize=8, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def sweep(summary: pd.DataFrame, parameter: str) -> Figure:
+    """Accuracy (mean, and the spread over seeds) and training minutes against the parameter the runs differ in."""
+    score = summary.attrs.get("score", "test_accuracy").replace("_", " ").replace("val ", "validation ")
+    figure, (accuracy_axes, minutes_axes) = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 3.6))
+    labels = [str(value) for value in summary[parameter]]
+    positions = np.arange(len(labels))
+    spread = summary["sd"].fillna(0)
+    accuracy_axes.errorbar(positions, summary["mean"], yerr=spread, marker="o", capsize=4, linestyle="-")
+    accuracy_axes.scatter(positions, summary["lowest"], marker="_", s=120, color="#888888", label="lowest, highest")
+    accuracy_axes.scatter(positions, summary["highest"], marker="_", s=120, color="#888888")
+    accuracy_axes.set(xlabel=parameter, ylabel=score, title=f"{score.capitalize()} (mean ± sd over seeds)")
+    minutes_axes.bar(positions, summary["minutes"], color="#4C72B0")
+    minutes_axes.set(xlabel=parameter, ylabel="minutes", title="Training time (mean)")
+    for axes in (accuracy_axes, minutes_axes):
+        axes.set_xticks(positions, labels)
+    accuracy_axes.legend(loc="lower right")
     figure.tight_layout()
     return figure

@@ -6,13 +6,30 @@ its centre. A photo or drawing is brought into that form (`to_mnist`) before the
 model sees it; a file that cannot be (not an image, truncated, blank, ...) is
 reported in the table, not predicted.
 
+The preparation, step by step. `to_mnist` here and `prepare` in
+web/digits-pad.js (the report's "Try it" page) follow these steps, with the
+constants of PREPARATION, and the tests hold them to the same images:
+
+1. Grey levels in [0, 1] (0 black); a transparent background counts as white paper.
+2. The background is the median grey of the border pixels; on a light background the ink
+   is background minus grey, on a dark one grey minus background (negative values are 0).
+3. Ink weaker than MIN_CONTRAST everywhere: the image is blank. Otherwise divide by the
+   strongest ink, then drop paper noise: (ink - NOISE_LEVEL) / (1 - NOISE_LEVEL), clipped to [0, 1].
+4. Crop to the rows and columns that hold any ink.
+5. Resize so that the longer side is BOX_SIDE pixels, keeping the aspect ratio (each side at
+   least one pixel, rounded half to even), with Pillow's Lanczos filter on float32 values;
+   clip to [0, 1] and divide by the maximum.
+6. Place it in a 28x28 field at the whole-pixel offset that puts its centre of mass nearest
+   to (CENTRE, CENTRE): floor(CENTRE - centre + 0.5) on each axis, kept inside the field.
+
 `make predict IMAGES=folder` predicts a folder (or one file) with a run and
-writes predictions.csv and predictions.png into the run's folder.
+writes predictions.csv and predictions.png into a new folder of the run's.
 """
 
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from collections.abc import Iterable
 from datetime import datetime
@@ -22,11 +39,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from digits import records
 from digits.config import IMAGE_SIDE
 from digits.display import shown
 from digits.files import atomic_path, write_frame_atomic
+from digits.plots import FIGURE_WIDTH
 from digits.runs import Run
 
 BOX_SIDE = 20  # MNIST fits each digit into a 20x20 box ...
@@ -34,8 +53,14 @@ CENTRE = IMAGE_SIDE // 2  # ... and puts its centre of mass at row 14, column 14
 MIN_SIDE = 8  # smaller images hold no readable digit
 MIN_CONTRAST = 0.15  # ink must differ from the background by this share of the grey scale, else the image is blank
 NOISE_LEVEL = 0.15  # ink fainter than this share of the darkest ink is paper noise
-COLUMNS = ["file", "label", "confidence", "problem"]
+# The constants of the preparation, as the browser's copy of it (web/digits-pad.js) receives them.
+PREPARATION = {"box_side": BOX_SIDE, "centre": CENTRE, "min_contrast": MIN_CONTRAST, "noise_level": NOISE_LEVEL}
+COLUMNS = ["file", "label", "confidence", "problem"]  # predictions.csv adds the run that predicted
 PREVIEW_SIDE = 160  # the figure shows originals at most this many pixels on a side
+# The most memory a decoded image may take (its width x height x bytes per pixel): larger ones are refused
+# before they are decoded. A JPEG is decoded at a reduced size first, so phone photos of any size fit.
+MEMORY_BUDGET = 128 * 2**20
+WORKING_SIDE = 2048  # larger images are scaled down to this many pixels on their longer side before preparation
 FIGURE_COLUMNS = 10
 
 
@@ -46,14 +71,31 @@ class ImageProblem(ValueError):
 # --- Reading an image ---------------------------------------------------------------------------
 
 
+def _decoded_bytes(image: Image.Image) -> int:
+    """The memory the decoded image takes, from its header."""
+    bits = {"1": 1, "L": 8, "P": 8, "LA": 16, "I;16": 16, "RGB": 24, "YCbCr": 24, "LAB": 24, "HSV": 24}
+    return image.width * image.height * bits.get(image.mode, 32) // 8
+
+
 def load_image(path: str | Path) -> Image.Image:
-    """The fully decoded image; ImageProblem when it is no image, damaged, too small, too large or animated."""
+    """The decoded image, turned upright as its EXIF orientation says (phone photos) and at most WORKING_SIDE
+    pixels on a side; ImageProblem when it is no image, damaged, too small, too large or animated."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
                 frames = getattr(image, "n_frames", 1)
+                image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))  # JPEG: decode at 1/2, 1/4 or 1/8 size
+                if _decoded_bytes(image) > MEMORY_BUDGET:
+                    raise ImageProblem(
+                        f"too large: {image.width}x{image.height} pixels ({image.mode}) take "
+                        f"{_decoded_bytes(image) / 2**20:,.0f} MB decoded, over the {MEMORY_BUDGET // 2**20} MB "
+                        f"budget; scale it down first")
                 image.load()
+                upright = ImageOps.exif_transpose(image)
+                upright.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.LANCZOS)
+    except ImageProblem:
+        raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageProblem(
             f"too large: over {Image.MAX_IMAGE_PIXELS:,} pixels, a possible decompression bomb") from None
@@ -65,11 +107,11 @@ def load_image(path: str | Path) -> Image.Image:
         raise ImageProblem("truncated or corrupt: the image data ends early or is damaged") from None
     except (SyntaxError, EOFError, ValueError):
         raise ImageProblem("truncated or corrupt: the image data ends early or is damaged") from None
-    if min(image.size) < MIN_SIDE:
-        raise ImageProblem(f"too small: {image.width}x{image.height} pixels (need {MIN_SIDE} or more on a side)")
+    if min(upright.size) < MIN_SIDE:
+        raise ImageProblem(f"too small: {upright.width}x{upright.height} pixels (need {MIN_SIDE} or more on a side)")
     if frames > 1:
         raise ImageProblem(f"several frames: {frames} (an animation or a multi-page file; give one image)")
-    return image
+    return upright
 
 
 def greyscale(image: Image.Image) -> np.ndarray:
@@ -132,6 +174,8 @@ def image_files(path: str | Path) -> list[Path]:
     path = Path(path)
     if path.is_file():
         return [path]
+    if path.is_symlink() and not path.exists():
+        raise ValueError(f"{shown(path)}: a symbolic link to nothing (or to itself)")
     if not path.is_dir():
         raise ValueError(f"{shown(path)}: no such file or folder")
     image_suffixes = set(Image.registered_extensions())
@@ -174,7 +218,7 @@ def predict_images(paths: Iterable[str | Path], run: Run) -> tuple[pd.DataFrame,
 def write_predictions(table: pd.DataFrame, folder: Path) -> Path:
     """Write the table as predictions.csv in `folder`, atomically."""
     path = Path(folder) / "predictions.csv"
-    write_frame_atomic(table[COLUMNS], path)
+    write_frame_atomic(table[[*COLUMNS, *(["run"] if "run" in table else [])]], path)
     return path
 
 
@@ -198,8 +242,8 @@ def save_predictions(table: pd.DataFrame, pairs: list, run: Run) -> Path:
     while folder.exists():  # two calls within a second
         folder = folder.with_name(folder.name + "-again")
     folder.mkdir(parents=True)
-    write_predictions(table, folder)
-    figure = predictions_figure(pairs, table)
+    write_predictions(table.assign(run=run.name), folder)
+    figure = predictions_figure(pairs, table, run)
     with atomic_path(folder / "predictions.png") as temporary:
         figure.savefig(temporary, dpi=120)
     plt.close(figure)
@@ -213,11 +257,13 @@ def _preview(image: Image.Image) -> np.ndarray:
     return np.asarray(grey)
 
 
-def predictions_figure(pairs: list, table: pd.DataFrame) -> Figure:
-    """Each file's original above what the model saw (light ink on black), titled with its prediction or problem."""
+def predictions_figure(pairs: list, table: pd.DataFrame, run: Run) -> Figure:
+    """Each file's original above what the model saw (light ink on black), titled with its prediction or problem;
+    the title names the run, and says so when it is a quick run."""
     columns = max(1, min(FIGURE_COLUMNS, len(pairs)))
     rows = max(1, math.ceil(len(pairs) / columns))
-    figure, axes = plt.subplots(2 * rows, columns, figsize=(columns * 1.25, rows * 2.7), squeeze=False)
+    side = min(1.25, FIGURE_WIDTH / columns)
+    figure, axes = plt.subplots(2 * rows, columns, figsize=(max(columns * side, 4.5), rows * 2.7), squeeze=False)
     for axis in axes.flat:
         axis.axis("off")
     for index, ((original, digit), row) in enumerate(zip(pairs, table.itertuples())):
@@ -235,7 +281,11 @@ def predictions_figure(pairs: list, table: pd.DataFrame) -> Figure:
         else:
             bottom.text(0.5, 0.5, row.problem.split(":")[0].replace(" ", "\n", 1), ha="center", va="center",
                         fontsize=7, color="#C44E52", transform=bottom.transAxes)
-    figure.suptitle("The images as given (top) and as the model sees them (bottom: 28x28, light ink on black)",
-                    fontsize=9)
+    quick = records.is_quick(records.read_metrics(run.folder))
+    title = (f"Run {run.name}{' (a quick run: its answers are rough)' if quick else ''}. "
+             "The images as given (top) and as the model sees them (bottom: 28x28, light ink on black).")
+    width_in_characters = int(figure.get_figwidth() * 72 / 9 * 1.6)  # about what a 9-point line holds
+    figure.suptitle("\n".join(textwrap.wrap(title, width_in_characters)), fontsize=9,
+                    color="#C44E52" if quick else "black")
     figure.tight_layout()
     return figure

@@ -145,6 +145,9 @@ def read_history(run_dir: Path, epochs: int) -> pd.DataFrame:
 def check_finished(run_dir: Path) -> dict:
     """The metrics of a complete, undamaged finished run; ValueError naming the first bad file."""
     metrics = read_metrics(run_dir)
+    if metrics["run"] != run_dir.name:
+        raise ValueError(f"{shown(run_dir / 'metrics.json')}: the metrics of run {metrics['run']!r}, not of "
+                         f"{run_dir.name!r}")
     check_model_file(run_dir / "model.keras")
     read_history(run_dir, metrics["epochs"])
     return metrics

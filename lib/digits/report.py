@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from digits import records, runs
+from digits import book, catalog, records, tryit
 from digits.display import markdown_table, markdown_text, percent, shown
 from digits.files import atomic_path, digest_of, remove_stale_partials, write_frame_atomic, write_text_atomic
 from digits.parameters import RUN_PARAMETERS
@@ -30,6 +29,7 @@ if TYPE_CHECKING:
     import nbformat
 
 RUNS_FIGURE = "runs-accuracy.png"
+SWEEP_FIGURE = "runs-sweep.png"
 CHAPTERS_FILE = "_chapters.yml"
 # Short headers, so that the runs table fits the page's text column.
 RUNS_TABLE_HEADERS = {"val_accuracy": "validation", "test_accuracy": "test", "train_minutes": "minutes",
@@ -72,7 +72,9 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
     names = [p.name for p in RUN_PARAMETERS if p.name in metrics] + ["learning_rate", "n_train", "n_validation"]
     rows = [[name, metrics.get(name)] for name in names]
     rows += [[f"{name} version", metrics.get(f"{name}_version")] for name in ("python", "tensorflow", "keras")]
-    rows += [["trained on", metrics.get("device", "not recorded")]]
+    rows += [["trained on", metrics.get("device", "not recorded")],
+             ["precision", metrics.get("precision", "float32")],  # runs from before bfloat16 trained in float32
+             ["threads", metrics.get("threads", "not recorded")]]
     rows = [[name, "all" if name == "sample_size" and not value else value] for name, value in rows]
     parts += ["## Run parameters and versions", "", markdown_table(["parameter", "value"], rows), "",
               "## Submission", "",
@@ -92,10 +94,33 @@ def runs_markdown(table: pd.DataFrame, current: Sequence[str]) -> str:
         (f"Every run kept in the models folder, newest first; this report shows **{markdown_text(current[0])}**. "
          "`make runs` prints the same table; `make all EPOCHS=30` (or any other parameters) adds a run "
          "and `make report` shows the newest."), "",
-        markdown_table(headers, shown_table.itertuples(index=False), bold_rows=bold), "",
+        # Its own scroll box: a long run name never pushes the table under the page's contents.
+        "::: {.runs-table}", markdown_table(headers, shown_table.itertuples(index=False), bold_rows=bold), ":::", "",
         (f"![Validation accuracy per epoch of every kept run; the run of this report is drawn thicker.]"
          f"({RUNS_FIGURE}){{#fig-runs}}"), "",
     ])
+
+
+def sweep_markdown(parameter: str, summary: pd.DataFrame) -> str:
+    """What the runs show: the table of accuracy and minutes by value (or the spread over seeds alone), and the plot."""
+    score = "test" if summary.attrs.get("score") == "test_accuracy" else "validation"
+    if parameter == "seed":
+        row = summary.to_dict("records")[0]
+        text = (f"The {row['runs']} runs differ in their seed alone: their {score} accuracy is "
+                f"**{percent(row['mean'])} ± {row['sd'] * 100:.2f}** (standard deviation; {percent(row['lowest'])} to "
+                f"{percent(row['highest'])}). A difference between two runs smaller than about twice that spread "
+                "says nothing about their parameters.")
+    else:
+        text = (f"The runs differ in `{markdown_text(parameter)}` (and perhaps their seeds): their {score} accuracy, "
+                "mean and spread over the seeds, and training minutes for each value.")
+    rows = [[row[parameter] if parameter != "seed" else "all", row["runs"], percent(row["mean"]),
+             "" if pd.isna(row["sd"]) else f"{row['sd'] * 100:.2f}", percent(row["lowest"]), percent(row["highest"]),
+             f"{row['minutes']:.1f}"] for row in summary.to_dict("records")]
+    header = [parameter if parameter != "seed" else "seeds", "runs", "mean", "sd (points)", "lowest", "highest",
+              "minutes"]
+    figure = (f"![{score.capitalize()} accuracy and training minutes against {markdown_text(parameter)}.]"
+              f"({SWEEP_FIGURE}){{#fig-sweep}}")
+    return "\n".join(["### What the runs show", "", text, "", markdown_table(header, rows), "", figure, ""])
 
 
 def write_summary(report_dir: Path, run: Run, table: pd.DataFrame) -> None:
@@ -109,12 +134,19 @@ def write_summary(report_dir: Path, run: Run, table: pd.DataFrame) -> None:
     results = records.read_evaluation(evaluation) if evaluation.is_file() else None
     write_frame_atomic(table, run.models_dir / "runs.csv")
     current = [run.name] + [member.name for member in run.members]
-    figure = plots.validation_curves(runs.histories(run.models_dir, run.data_dir), current=current)
+    figure = plots.validation_curves(catalog.histories(run.models_dir, run.data_dir), current=current)
     with atomic_path(report_dir / RUNS_FIGURE) as temporary:
         figure.savefig(temporary, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
-    write_text_atomic(report_dir / "_summary.md",
-                      summary_markdown(metrics, results) + "\n" + runs_markdown(table, current))
+    sections = [summary_markdown(metrics, results), runs_markdown(table, current)]
+    found = catalog.sweep_summary(run.models_dir, run.data_dir, run.data_tag)
+    if found:
+        figure = plots.sweep(found[1], found[0])
+        with atomic_path(report_dir / SWEEP_FIGURE) as temporary:
+            figure.savefig(temporary, bbox_inches="tight", metadata={"Software": None})
+        plt.close(figure)
+        sections.append(sweep_markdown(*found))
+    write_text_atomic(report_dir / "_summary.md", "\n".join(sections))
     submission = run.folder / "submission.csv"
     if submission.is_file():
         with atomic_path(report_dir / "submission.csv") as temporary:
@@ -124,28 +156,10 @@ def write_summary(report_dir: Path, run: Run, table: pd.DataFrame) -> None:
 # --- Rendering ---------------------------------------------------------------------------
 
 
-# Quarto marks each embedded figure with the absolute path of its notebook (used only outside books).
-NOTEBOOK_PATH_ATTRIBUTE = re.compile(r'\sdata-notebook="[^"]*"')
-COLLAPSED_TABLE_OF_CONTENTS = re.compile(r'(<nav id="TOC".*?</nav>)', flags=re.DOTALL)
-
-
-def _finish_quarto_page(text: str) -> str:
-    """Drop the notebooks' absolute paths; open the table of contents's sub-sections.
-
-    Browsers run no module scripts for pages opened from disk (file://), so
-    Quarto's script that unfolds the table of contents never runs there.
-    """
-    text = NOTEBOOK_PATH_ATTRIBUTE.sub("", text)
-    return COLLAPSED_TABLE_OF_CONTENTS.sub(lambda match: match.group(1).replace('<ul class="collapse">', "<ul>"), text)
-
-
 def render_quarto(report_dir: Path, quarto: str) -> Path:
-    """Render the book with Quarto (`quarto render report/`); return the entry page."""
+    """Render the book with Quarto (`quarto render report/`), finished to work from disk; return the entry page."""
     subprocess.run([quarto, "render", str(report_dir), "--quiet"], check=True)
-    for page in (report_dir / "_book").rglob("*.html"):
-        text = page.read_text(encoding="utf-8")
-        if _finish_quarto_page(text) != text:
-            write_text_atomic(page, _finish_quarto_page(text))
+    book.finish_book(report_dir / "_book")
     return report_dir / "_book" / "index.html"
 
 
@@ -168,7 +182,8 @@ def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run: Run, table
                    extra: str) -> str:
     """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
     files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
-             run.folder / "evaluation.csv", run.folder / "submission.csv"]
+             run.folder / "evaluation.csv", run.folder / "submission.csv",
+             *(member.folder / "model.keras" for member in run.trained)]  # the weights of the "Try it" page
     # The metrics the report shows: all but the seconds of the last command's steps, written after it renders.
     metrics = {key: value for key, value in records.read_metrics(run.folder).items() if key != "step_seconds"}
     parts = [digest_of(*files), json.dumps(metrics, sort_keys=True), table.to_csv(index=False), engine, extra,
@@ -186,7 +201,7 @@ def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto
         if not path.is_file():
             raise ValueError(f"{shown(path)}: missing; run `make notebooks` first")
     entry, stamp = report_dir / "_book" / "index.html", report_dir / "_book" / ".inputs"
-    table = runs.runs_table(run.models_dir, run.data_dir)
+    table = catalog.runs_table(run.models_dir, run.data_dir)
     inputs = _report_inputs(report_dir, notebooks, run, table, quarto or "fallback", extra_inputs)
     if entry.is_file() and stamp.is_file() and stamp.read_text() == inputs:
         return entry
@@ -203,7 +218,8 @@ def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto
             html_as_raw_markdown(notebook)
         with atomic_path(report_dir / "notebooks" / f"{name}.ipynb") as temporary:
             nbformat.write(notebook, temporary)
-    chapters = ["index.qmd", *(f"notebooks/{name}.ipynb" for name in notebooks)]
+    tryit.write_chapter(report_dir, run, records.read_metrics(run.folder))
+    chapters = ["index.qmd", *(f"notebooks/{name}.ipynb" for name in notebooks), tryit.CHAPTER]
     write_text_atomic(report_dir / CHAPTERS_FILE,
                       "# Written by make report, in the pipeline's order.\nbook:\n  chapters:\n"
                       + "".join(f"    - {chapter}\n" for chapter in chapters))

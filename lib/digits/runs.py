@@ -17,7 +17,8 @@ folder or recipe. Nothing here imports TensorFlow.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -172,6 +173,11 @@ def start(run: Run) -> None:
     write_text_atomic(run.folder / RUN_FILE, json.dumps(record, indent=2) + "\n")
 
 
+def training_lock(run: Run) -> Path:
+    """The lock a command holds while it trains the run: two commands never train the same run at once."""
+    return run.models_dir / f".{run.name}.lock"
+
+
 def start_explore(folder: Path) -> None:
     """Create the exploration's folder and mark it as this project's."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -192,115 +198,37 @@ def read_record(folder: Path) -> dict:
     return record
 
 
+DATA_TAG = re.compile(r"d[0-9a-f]{6}")
+
+
 def load(folder: Path, data_dir: Path) -> Run:
-    """The Run kept in `folder`, from its run.json, for predicting on the data in data_dir; ValueError if damaged."""
+    """The Run kept in `folder`, from its run.json, for predicting on the data in data_dir; ValueError if damaged.
+
+    Its name must be the one its parameters give (with a data tag, `d` and six hexadecimal digits, or none),
+    and an ensemble's members are folders beside it: nothing else is taken for a run of this project.
+    """
     record = read_record(folder)
     try:
         values = resolved_values(check_parameters(**{p.name: record["parameters"].get(p.name, p.default)
                                                      for p in RUN_PARAMETERS}))
-        members = tuple(load(folder.parent / name, data_dir) for name in record.get("members", []))
+        names = record.get("members", [])
+        if not isinstance(names, list) or not all(isinstance(name, str) and Path(name).name == name != ".."
+                                                  for name in names):
+            raise ValueError("its members must be names of folders beside it")
+        members = tuple(load(folder.parent / name, data_dir) for name in names)
     except ValueError as error:
         raise ValueError(f"{shown(folder / RUN_FILE)}: {error}") from None
     untagged = run_name(values, "", len(members) or 1)
-    tag = folder.name.removeprefix(untagged + "-") if folder.name.startswith(untagged + "-") else ""
-    if run_name(values, tag, len(members) or 1) != folder.name:
+    tag = folder.name.removeprefix(untagged + "-")
+    if folder.name != untagged and not (folder.name.startswith(untagged + "-") and DATA_TAG.fullmatch(tag)):
         raise ValueError(f"{shown(folder / RUN_FILE)}: its parameters name the run {untagged!r}, not {folder.name!r}")
-    return Run(name=folder.name, folder=folder, data_dir=data_dir, data_tag=tag, members=members, **values)
+    return Run(name=folder.name, folder=folder, data_dir=data_dir, data_tag="" if folder.name == untagged else tag,
+               members=members, **values)
 
 
 def check_ready(run: Run) -> list[dict]:
     """The metrics of the finished runs that predict for `run`; ValueError naming the first missing or bad file."""
     return [records.check_finished(member.folder) for member in run.trained]
-
-
-def find(name: str, data_dir: str | Path, models_dir: str | Path) -> Run:
-    """The kept run (or ensemble) called `name`, ready to predict; "" for the latest on DATA_DIR's data."""
-    data_dir, models_dir = folders({"data_dir": data_dir, "models_dir": models_dir})
-    if not name:
-        return latest(data_dir, models_dir)
-    folder = models_dir / name
-    if not (folder / RUN_FILE).is_file():
-        raise ValueError(f"no run {name!r} in {shown(models_dir)} (`make runs` lists the finished ones)")
-    run = load(folder, data_dir)
-    check_ready(run)
-    return run
-
-
-# --- All runs --------------------------------------------------------------------------------------------------
-
-
-def run_folders(models_dir: Path) -> Iterator[Path]:
-    """Every folder in models_dir with a run.json (not links): the candidates for runs."""
-    if models_dir.is_dir():
-        for folder in sorted(models_dir.iterdir()):
-            if folder.is_dir() and not folder.is_symlink() and (folder / RUN_FILE).is_file():
-                yield folder
-
-
-def made_by_this_project(folder: Path) -> bool:
-    """True for a folder this project made: its run.json names the folder and carries the project's mark.
-
-    Runs of earlier versions have no mark; theirs is recognised by its exact shape: the folder's name, and
-    parameters that give that very name.
-    """
-    try:
-        record = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    if not isinstance(record, dict) or record.get("run") != folder.name:
-        return False
-    if record.get("made_by") == MADE_BY:
-        return True
-    if folder.name == EXPLORE_DIR:
-        return record == {"run": EXPLORE_DIR, "parameters": {}}
-    try:
-        load(folder, folder)
-    except ValueError:
-        return False
-    return True
-
-
-def project_folders(models_dir: Path) -> list[Path]:
-    """The folders in models_dir that this project made: what `make clean-models` removes."""
-    return [folder for folder in run_folders(models_dir) if made_by_this_project(folder)]
-
-
-def clean(models_dir: Path, folders: list[Path]) -> list[str]:
-    """Remove the given folders (this project's runs) and runs.csv from models_dir; return their names."""
-    import shutil
-
-    removed = []
-    for folder in folders:
-        if folder.parent == models_dir and made_by_this_project(folder):
-            shutil.rmtree(folder)
-            removed.append(folder.name)
-    (models_dir / "runs.csv").unlink(missing_ok=True)
-    return removed
-
-
-def kept_runs(models_dir: Path, data_dir: Path) -> list[tuple[Run, str]]:
-    """Every finished run and trained ensemble with when it finished, newest first (undamaged ones only)."""
-    found = []
-    for folder in run_folders(models_dir):
-        try:
-            run = load(folder, data_dir)
-            check_ready(run)
-            finished_at = records.finished_at(folder) or read_record(folder).get("created_at", "")
-        except ValueError:
-            continue
-        found.append((run, finished_at))
-    # An ensemble made when its last member finished counts as newer than that member.
-    return sorted(found, key=lambda pair: (pair[1], pair[0].ensemble), reverse=True)
-
-
-def latest(data_dir: Path, models_dir: Path) -> Run:
-    """The newest finished run or ensemble made on the data that data_dir holds now; ValueError when none is."""
-    tag = data_tag(data_dir)
-    for run, _ in kept_runs(models_dir, data_dir):
-        if run.data_tag == tag:
-            return run
-    raise ValueError(f"no finished run in {shown(models_dir)} for the data in {shown(data_dir)}: `make all` trains "
-                     f"one, or name one with RUN=... (`make runs` lists them)")
 
 
 def describe(run: Run) -> pd.DataFrame:
@@ -314,34 +242,3 @@ def describe(run: Run) -> pd.DataFrame:
 def as_given(run: Run) -> dict[str, Any]:
     """The run's parameters as the training notebook takes them (resolving them again gives the same run)."""
     return {**run.parameters, "data_dir": shown(run.data_dir), "models_dir": shown(run.models_dir)}
-
-
-
-def runs_table(models_dir: Path, data_dir: Path) -> pd.DataFrame:
-    """One row per finished run and evaluated ensemble, newest first: name, the parameters that differ, scores.
-
-    Numbers are rounded for people (metrics.json keeps them whole); quick runs are marked.
-    """
-    kept = [records.read_metrics(run.folder) for run, _ in kept_runs(models_dir, data_dir)
-            if (run.folder / "metrics.json").is_file()]
-    names = [p.name for p in RUN_PARAMETERS if p.name != "ensemble"]
-    differing = [name for name in names if len({json.dumps(metrics.get(name)) for metrics in kept}) > 1]
-    rows = [{
-        "run": metrics["run"],
-        **{name: metrics.get(name) for name in differing},
-        "val_accuracy": round(metrics["val_accuracy"], 4),
-        "test_accuracy": None if metrics.get("test_accuracy") is None else round(metrics["test_accuracy"], 4),
-        "train_minutes": round(metrics["train_seconds"] / 60, 2),
-        "images_per_second": round(metrics.get("images_per_second") or 0),
-        "finished_at": metrics["finished_at"][:16].replace("T", " "),
-        "quick": "quick run" if records.is_quick(metrics) else "",
-    } for metrics in kept]
-    columns = ["run", *differing, "val_accuracy", "test_accuracy", "train_minutes", "images_per_second",
-               "finished_at", "quick"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def histories(models_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
-    """The per-epoch history of every finished single run, newest first."""
-    return {run.name: records.read_history(run.folder, run.epochs)
-            for run, _ in kept_runs(models_dir, data_dir) if not run.members}

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digits import notebook, records, runs
+from digits import catalog, notebook, records, runs
 from digits.competition import check_submission
 from digits.data import prepare_data
 from digits.display import shown
@@ -38,10 +39,14 @@ class Context:
     notebooks_ran: bool = False  # True once a notebook ran (the command did some work)
     explored: Path = field(init=False)
     kernel: notebook.SharedKernel = field(init=False)  # one kernel for every notebook of the command
+    # Trains several runs at once elsewhere (the workers of digits.executor); True when any trained.
+    train_elsewhere: Callable[[list[Run]], bool] | None = None
 
     def __post_init__(self) -> None:
         self.explored = self.models_dir / runs.EXPLORE_DIR / "10-explore.ipynb"
-        self.kernel = notebook.SharedKernel(self.project)
+        # The share of the cores a run trains with here: all of them, unless WORKERS says otherwise.
+        threads = max(1, (os.cpu_count() or 1) // (self.settings.get("workers") or 1))
+        self.kernel = notebook.SharedKernel(self.project, threads)
 
 
 # --- Inputs and their digests -----------------------------------------------------------------------
@@ -63,8 +68,9 @@ def notebook_digest(path: Path) -> str:
 
 
 def library_digest(project: Path) -> str:
-    """Digest of the project's own package code: editing lib/digits/*.py reruns the notebooks."""
-    return digest_of(*sorted((project / "lib" / "digits").glob("*.py")))
+    """Digest of the project's own package code (and its browser side): editing it reruns the notebooks."""
+    package = project / "lib" / "digits"
+    return digest_of(*sorted(package.glob("*.py")), *sorted(package.glob("web/*.js")))
 
 
 def data_digest(data_dir: Path) -> str:
@@ -72,11 +78,10 @@ def data_digest(data_dir: Path) -> str:
     return digest_of(*(data_dir / name for name in ("train.csv", "test.csv", "test_labels.csv")))
 
 
-def _inputs(context: Context, step: str, notebook_name: str, *extra: Any) -> str:
+def _inputs(project: Path, data_dir: Path, step: str, notebook_name: str, *extra: Any) -> str:
     """Digest of a notebook step's inputs: the step, its notebook, the library, the data and anything else."""
-    source = context.project / "notebooks" / f"{notebook_name}.ipynb"
-    return _digest(step, notebook_digest(source), library_digest(context.project), data_digest(context.data_dir),
-                   *extra)
+    source = project / "notebooks" / f"{notebook_name}.ipynb"
+    return _digest(step, notebook_digest(source), library_digest(project), data_digest(data_dir), *extra)
 
 
 def _execute(context: Context, notebook_name: str, target: Path, parameters: dict[str, Any], inputs: str) -> None:
@@ -105,30 +110,43 @@ def step_data(context: Context) -> None:
 
 def step_explore(context: Context) -> None:
     """Run 10-explore on the data, unless its executed copy is from the same inputs."""
-    inputs = _inputs(context, "explore", "10-explore")
+    inputs = _inputs(context.project, context.data_dir, "explore", "10-explore")
     if notebook.executed_inputs(context.explored) == inputs:
         return
     runs.start_explore(context.explored.parent)
     _execute(context, "10-explore", context.explored, {"data_dir": shown(context.data_dir)}, inputs)
 
 
+def train_member(project: Path, data_dir: Path, member: Run, kernel: notebook.SharedKernel, may_train: bool) -> bool:
+    """Run 20-train for one run unless it is finished and its executed copy up to date; True when it ran.
+
+    A kept run is shown as it is when it may not be trained (a bare `make report`): never retrained, even after
+    a code change. This is also what a Dask worker does for each run of a sweep (digits.executor).
+    """
+    target = member.folder / runs.NOTEBOOKS_DIR / "20-train.ipynb"
+    inputs = _inputs(project, data_dir, "train", "20-train", runs.as_given(member))
+    finished = records.is_finished(member.folder)
+    if finished and (notebook.executed_inputs(target) == inputs or (not may_train and target.is_file())):
+        return False
+    if not finished and not may_train:
+        raise ValueError(f"{member.name} is not finished: `make all` with its parameters trains it")
+    runs.start(member)
+    for folder in (member.folder, member.folder / runs.CHECKPOINT_DIR):
+        remove_stale_partials(folder)
+    notebook.execute(project / "notebooks" / "20-train.ipynb", target, runs.as_given(member), inputs, kernel)
+    records.check_finished(member.folder)
+    return True
+
+
 def step_train(context: Context) -> None:
-    """Run 20-train for the run (or each member of the ensemble) unless it is finished and its copy up to date."""
+    """Run 20-train for the run here, or for each member of an ensemble on the workers (digits.executor)."""
     run = context.run
-    for member in run.trained:
-        target = member.folder / runs.NOTEBOOKS_DIR / "20-train.ipynb"
-        inputs = _inputs(context, "train", "20-train", runs.as_given(member))
-        finished = records.is_finished(member.folder)
-        # A kept run is shown as it is: a bare `make report` never retrains, even after a code change.
-        if finished and (notebook.executed_inputs(target) == inputs or (not context.train and target.is_file())):
-            continue
-        if not finished and not context.train:
-            raise ValueError(f"{member.name} is not finished: `make all` with its parameters trains it")
-        runs.start(member)
-        for folder in (member.folder, member.folder / runs.CHECKPOINT_DIR):
-            remove_stale_partials(folder)
-        _execute(context, "20-train", target, runs.as_given(member), inputs)
-        records.check_finished(member.folder)
+    if run.members and context.train and context.train_elsewhere:
+        context.notebooks_ran |= context.train_elsewhere(list(run.members))
+    else:
+        for member in run.trained:
+            context.notebooks_ran |= train_member(context.project, context.data_dir, member, context.kernel,
+                                                  context.train)
     runs.start(run)
 
 
@@ -137,8 +155,8 @@ def _downstream(context: Context, step: str, notebook_name: str) -> tuple[Path, 
     run = context.run
     runs.check_ready(run)
     models = digest_of(*(member.folder / "model.keras" for member in run.trained))
-    return run.folder / runs.NOTEBOOKS_DIR / f"{notebook_name}.ipynb", _inputs(context, step, notebook_name,
-                                                                               run.name, models)
+    return run.folder / runs.NOTEBOOKS_DIR / f"{notebook_name}.ipynb", _inputs(
+        context.project, context.data_dir, step, notebook_name, run.name, models)
 
 
 def step_evaluate(context: Context) -> None:
@@ -246,4 +264,4 @@ def choose_run(context: Context, command: str) -> Run:
                          f"not both")
     if command == "all" or named_by_parameters:
         return runs.resolve(context.given | {"data_dir": context.data_dir, "models_dir": context.models_dir})
-    return runs.find(context.settings.get("run", ""), context.data_dir, context.models_dir)
+    return catalog.find(context.settings.get("run", ""), context.data_dir, context.models_dir)

@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import socket
 import time
 import zlib
 from collections.abc import Callable, Sequence
@@ -120,7 +121,8 @@ def train_model(plan: TrainingPlan, model: keras.Model, split: Split, rows: Sequ
     rows = list(rows)
     images, labels = split.train_images, split.train_labels
     print(f"training {plan.arch}: {len(images):,} images, {len(split.validation_images):,} for validation, "
-          f"{plan.epochs} epochs, batch {plan.batch_size}, augment {plan.augment}, seed {plan.seed}", flush=True)
+          f"{plan.epochs} epochs, batch {plan.batch_size}, augment {plan.augment}, seed {plan.seed}, "
+          f"{plan.precision}", flush=True)
     targets = one_hot(labels)
     validation_batches = batches(split.validation_images, one_hot(split.validation_labels), 1000)
     for epoch in range(len(rows), plan.epochs):
@@ -136,26 +138,30 @@ def train_model(plan: TrainingPlan, model: keras.Model, split: Split, rows: Sequ
                      "accuracy": float(fitted.history["accuracy"][-1]),
                      "val_loss": float(validation["loss"]), "val_accuracy": float(validation["accuracy"]),
                      "learning_rate": plan.learning_rate_at(epoch), "seconds": time.perf_counter() - started})
-        print_progress(plan, rows)
         if after_epoch:
             after_epoch(model, rows)
+        print_progress(plan, rows)  # after the checkpoint: an epoch shown as done is kept
     return pd.DataFrame(rows, columns=records.HISTORY_COLUMNS)
 
 
 # --- Reuse and checkpoints --------------------------------------------------------------------------
 
 
-def fingerprint(plan: TrainingPlan, model: keras.Model, split: Split) -> str:
-    """A key of plan, architecture and data: a checkpoint or finished run is reused only for the same key."""
+def fingerprint(plan: TrainingPlan, split: Split) -> str:
+    """A key of plan, architecture and data: a checkpoint or finished run is reused only for the same key.
+
+    The precision is how a run was computed, as the device is, not which run it is: a finished run is reused
+    whichever precision trained it (metrics.json says which), so the key leaves it out.
+    """
     checksum = 0
     for array in split:
         checksum = zlib.crc32(np.ascontiguousarray(array).data, checksum)
     shapes = [list(array.shape) for array in split]
-    # Layer names are numbered per process ("conv2d_7"); they do not change what is trained.
-    architecture = re.sub(r'"name": "[^"]*"', "", model.to_json())
-    described = asdict(plan)
-    if described["precision"] == "float32":
-        del described["precision"]  # runs from before the choice of precision are float32 runs: the same key
+    # The compiled network as float32 describes it; layer names are numbered per process ("conv2d_7") and do not
+    # count.
+    float32 = new_model(dataclasses.replace(plan, precision="float32"))
+    architecture = re.sub(r'"name": "[^"]*"', "", float32.to_json())
+    described = {key: value for key, value in asdict(plan).items() if key != "precision"}
     record = {"plan": described, "model": architecture, "data": [checksum, shapes]}
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -188,12 +194,15 @@ def _finished_run(run: Run, plan: TrainingPlan, key: str) -> TrainingResult | No
     return TrainingResult(model, records.read_history(run.folder, metrics["epochs"]), key, plan, reused=True)
 
 
-def _restore_checkpoint(checkpoint: Path, key: str) -> tuple[keras.Model, list[dict]] | None:
-    """The checkpointed model and history if the checkpoint belongs to this run and loads; else discard it."""
+def _restore_checkpoint(checkpoint: Path, key: str, precision: str) -> tuple[keras.Model, list[dict]] | None:
+    """The checkpointed model and history if the checkpoint belongs to this run (and precision) and loads; else
+    discard it."""
     try:
         state = json.loads((checkpoint / "state.json").read_text())
         if state.get("fingerprint") != key:
             raise ValueError("a checkpoint of a run with other parameters or data")
+        if state.get("precision", "float32") != precision:
+            raise ValueError(f"a checkpoint computed in {state.get('precision', 'float32')}, not {precision}")
         return load_model(checkpoint / "model.keras"), state["history"]
     except FileNotFoundError:
         pass
@@ -203,32 +212,54 @@ def _restore_checkpoint(checkpoint: Path, key: str) -> tuple[keras.Model, list[d
     return None
 
 
-def _save_checkpoint(checkpoint: Path, key: str, model: keras.Model, rows: list[dict]) -> None:
+def _save_checkpoint(checkpoint: Path, key: str, precision: str, model: keras.Model, rows: list[dict]) -> None:
     """Save model, optimizer state and history after an epoch, each file atomically."""
     checkpoint.mkdir(parents=True, exist_ok=True)
     with atomic_path(checkpoint / "model.keras") as temporary:
         model.save(temporary)
-    write_text_atomic(checkpoint / "state.json", json.dumps({"fingerprint": key, "history": rows}))
+    write_text_atomic(checkpoint / "state.json",
+                      json.dumps({"fingerprint": key, "precision": precision, "history": rows}))
+
+
+def native_precision() -> str:
+    """"mixed_bfloat16" where the machine computes in bfloat16 natively, else "float32".
+
+    Natively: an x86 processor with AVX512-BF16 or AMX-BF16 (Linux says so in /proc/cpuinfo), or an NVIDIA GPU
+    of compute capability 8.0 or more. Five default runs in bfloat16 scored as five in float32 (bench/RESULTS.md).
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capability = tf.config.experimental.get_device_details(gpus[0]).get("compute_capability") or (0, 0)
+        return "mixed_bfloat16" if tuple(capability) >= (8, 0) else "float32"
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return "float32"
+    return "mixed_bfloat16" if re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) else "float32"
 
 
 def fit_run(run: Run, split: Split, extra_callbacks: Sequence[keras.callbacks.Callback] = (),
-            precision: str = "float32") -> TrainingResult:
-    """Train a single run on `split`: reuse the finished identical run, resume its checkpoint, or start afresh."""
+            precision: str | None = None) -> TrainingResult:
+    """Train a single run on `split`: reuse the finished identical run, resume its checkpoint, or start afresh.
+
+    `precision` None is the machine's native one (native_precision).
+    """
     checkpoint = run.folder / runs.CHECKPOINT_DIR
-    plan = dataclasses.replace(run.plan, precision=precision)
-    model = new_model(plan)
-    key = fingerprint(plan, model, split)
+    plan = dataclasses.replace(run.plan, precision=precision or native_precision())
+    key = fingerprint(plan, split)
     finished = _finished_run(run, plan, key)
     if finished:
         print(f"reusing the finished run {shown(run.folder)}: same parameters, architecture and data", flush=True)
         return finished
     rows: list[dict] = []
-    restored = _restore_checkpoint(checkpoint, key)
+    model = new_model(plan)
+    restored = _restore_checkpoint(checkpoint, key, plan.precision)
     if restored:
         model, rows = restored
         print(f"resuming after epoch {len(rows)} of {plan.epochs} from {shown(checkpoint)}", flush=True)
     history = train_model(plan, model, split, rows, extra_callbacks=extra_callbacks,
-                          after_epoch=lambda model, rows: _save_checkpoint(checkpoint, key, model, rows))
+                          after_epoch=lambda model, rows: _save_checkpoint(checkpoint, key, plan.precision, model,
+                                                                           rows))
     return TrainingResult(model, history, key, plan, resumed_after_epoch=len(rows))
 
 
@@ -266,6 +297,9 @@ def run_metrics(run: Run, result: TrainingResult, split: Split) -> dict:
         "val_loss": float(last["val_loss"]),
         "fingerprint": result.fingerprint,
         "precision": result.plan.precision,
+        # Where it trained: this machine, or a sweep's worker (digits.executor says which, host and address).
+        "trained_on": os.environ.get("DIGITS_TRAINED_ON") or socket.gethostname(),
+        "threads": int(os.environ.get("TF_NUM_INTRAOP_THREADS") or os.cpu_count() or 1),
         **versions(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -291,7 +325,7 @@ def save_run(run: Run, result: TrainingResult, split: Split) -> None:
     shutil.rmtree(run.folder / runs.CHECKPOINT_DIR, ignore_errors=True)
 
 
-def train_run(run: Run, split: Split | None = None, precision: str = "float32") -> dict[str, pd.DataFrame]:
+def train_run(run: Run, split: Split | None = None, precision: str | None = None) -> dict[str, pd.DataFrame]:
     """Train the run, or each member of an ensemble (or reuse them); return each trained run's history by name."""
     split = split or load_split(run.data_dir, run.sample_size, run.validation_fraction)
     runs.start(run)

@@ -1,0 +1,128 @@
+"""Command line: the parameters as make hands them over, `make help`, and the check that runs before any work.
+
+`make all EPOCHS=30` gives EPOCHS. Make keeps the variables of its command line
+in MAKEFLAGS exactly as typed, so the pipeline reads them from there
+(`given_on_make_command_line`) and Make never expands them (`$`, `$(shell ...)`
+stay characters) nor puts them in front of a shell. Variables exported in the
+shell are not parameters: one line names any that a command ignores.
+
+    python3 -m digits.commandline help|check|markdown   # needs nothing but Python: make help works before setup
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from digits.parameters import GROUP_TITLES, PARAMETERS_LIST, RUN_PARAMETERS, check_list, check_parameters
+
+
+def command_line_variables(makeflags: str) -> dict[str, str]:
+    """The variables of make's command line, as typed, from MAKEFLAGS (`... -- NAME=value NAME=value`).
+
+    Make escapes spaces and backslashes in MAKEFLAGS with a backslash and doubles `$`.
+    """
+    words, word, index, escaped_space = [], [], 0, False
+    while index < len(makeflags):
+        character = makeflags[index]
+        if character == "\\" and index + 1 < len(makeflags):
+            word.append(makeflags[index + 1])
+            index += 2
+            escaped_space = True
+            continue
+        if character == "$" and makeflags[index + 1:index + 2] == "$":
+            word.append("$")
+            index += 2
+            continue
+        if character == " ":
+            if word or escaped_space:
+                words.append("".join(word))
+            word, escaped_space = [], False
+        else:
+            word.append(character)
+        index += 1
+    if word or escaped_space:
+        words.append("".join(word))
+    if "--" not in words:
+        return {}
+    variables = {}
+    for assignment in words[words.index("--") + 1:]:
+        name, _, value = assignment.partition("=")
+        variables[name.rstrip(":+?!")] = value
+    return variables
+
+
+def given_on_make_command_line(environment: Mapping[str, str]) -> dict[str, str]:
+    """The parameters given on make's command line, by their notebook names; ValueError for an unknown name."""
+    variables = command_line_variables(environment.get("MAKEFLAGS", ""))
+    return given_as_variables(variables)
+
+
+def given_as_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    """NAME=value pairs as parameters by their notebook names; ValueError naming an unknown variable."""
+    known = {parameter.variable: parameter.name for parameter in PARAMETERS_LIST}
+    unknown = [name for name in variables if name not in known]
+    if unknown:
+        raise ValueError(f"unknown parameter {unknown[0]}={variables[unknown[0]]!r}: "
+                         f"`make help` lists the parameters ({', '.join(known)})")
+    return {known[name]: value for name, value in variables.items()}
+
+
+def ignored_in_environment(environment: Mapping[str, str], given: Mapping[str, Any]) -> list[str]:
+    """NAME=value of the parameters exported in the shell but not given on the command line (they are ignored)."""
+    return [f"{parameter.variable}={environment[parameter.variable]}" for parameter in PARAMETERS_LIST
+            if parameter.group in ("run", "folders", "choice") and parameter.variable in environment
+            and parameter.name not in given]
+
+
+# --- Help -----------------------------------------------------------------------------------------------------
+
+
+def help_text() -> str:
+    """Every parameter with its default and meaning, by group, for `make help`."""
+    lines = []
+    for group, title in GROUP_TITLES.items():
+        lines.append(f"{title}:")
+        for parameter in (p for p in PARAMETERS_LIST if p.group == group):
+            lines.append(f"  {parameter.variable + '=' + parameter.default_text:<26} {parameter.description}")
+    return "\n".join(lines)
+
+
+def markdown_table() -> str:
+    """The parameters as the README's table."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for parameter in PARAMETERS_LIST:
+        default = f"`{parameter.default_text}`" if parameter.default_text else "(empty)"
+        rows.append(f"| `{parameter.variable}` | {default} | {parameter.description} |")
+    return "\n".join(rows)
+
+
+def main(arguments: list[str]) -> int:
+    """`help`: list the parameters; `check`: check those on make's command line (one line and status 2 if bad)."""
+    if arguments == ["help"]:
+        print(help_text())
+        return 0
+    if arguments == ["markdown"]:
+        print(markdown_table())
+        return 0
+    if arguments != ["check"]:
+        print("usage: python -m digits.commandline help|check|markdown", file=sys.stderr)
+        return 2
+    known = {parameter.variable for parameter in PARAMETERS_LIST}
+    variables = command_line_variables(os.environ.get("MAKEFLAGS", ""))
+    try:
+        given = given_as_variables({name: value for name, value in variables.items() if name in known})
+        for parameter in RUN_PARAMETERS:  # `make sweep` takes comma lists of run parameters: each value is checked
+            if parameter.name in given:
+                check_list(parameter, given.pop(parameter.name))
+        check_parameters(**given)
+    except ValueError as error:
+        print(f"error: bad parameter: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,156 @@
+"""Executor: runs trained by Dask workers, on this machine or on a cluster, several at a time.
+
+A sweep's runs and an ensemble's members are independent folders, each with a
+lock, so they go to Dask's distributed scheduler as they are: a local cluster of
+WORKERS processes by default (each training one run at a time with its share of
+the cores), or the cluster at DASK_SCHEDULER_ADDRESS. On the worker, a task is
+the training step of `make all` for one run (digits.steps.train_member): the
+same folder, files and executed notebook, reused when finished, resumed from its
+last epoch when it was interrupted.
+
+A worker that dies in the middle of a run loses that run only: it is reported,
+the others go on, and the next command resumes it from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from digits.runs import Run
+
+TOPIC = "digits-training"  # the workers' messages to the command that sent them work
+
+
+def default_workers() -> int:
+    """As many runs at once as the cores allow without slowing each other down: one per two cores."""
+    return max(1, (os.cpu_count() or 1) // 2)
+
+
+def threads_per_run(workers: int) -> int:
+    """Each of `workers` runs' share of this machine's cores: its TensorFlow's threads.
+
+    A run's weights depend on how many threads trained it, so `make all` takes the same share (all the cores
+    unless WORKERS says otherwise): a sweep with the same WORKERS trains the very same runs.
+    """
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+@dataclass
+class Outcome:
+    """What became of one run sent to a worker."""
+
+    run: str
+    trained: bool = False  # False when it was finished already (reused)
+    where: str = ""  # the worker's host and address
+    minutes: float = 0.0
+    val_accuracy: float | None = None
+    lost: str = ""  # why the run was lost ("" when it was not)
+
+
+def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, Any], threads: int) -> dict:
+    """On a worker: train one run as `make all` would (or find it finished); return what happened."""
+    from distributed import get_worker
+
+    from digits import files, records, runs, steps
+    from digits.kernel import quiet_tensorflow_start_up
+    from digits.notebook import SharedKernel
+
+    worker = get_worker()
+    where = f"{socket.gethostname()} {worker.address}"
+    os.environ["DIGITS_TRAINED_ON"] = where  # the kernel says in the run's metrics where it trained
+    quiet_tensorflow_start_up()
+    project_path = Path(project) if (Path(project) / "lib" / "digits").is_dir() else None
+    run = runs.resolve({**given, "data_dir": data_dir, "models_dir": models_dir})
+    worker.log_event(TOPIC, {"event": "started", "run": run.name, "where": where})
+    started = time.perf_counter()
+    kernel = SharedKernel(project_path or Path.cwd(), threads)  # this worker's share of the cores
+    try:
+        with files.exclusive_lock(runs.training_lock(run), holder=f"another command training {run.name}"):
+            trained = steps.train_member(project_path or Path.cwd(), run.data_dir, run, kernel, may_train=True)
+    finally:
+        kernel.close()
+    metrics = records.read_metrics(run.folder)
+    return {"run": run.name, "trained": trained, "where": where, "minutes": (time.perf_counter() - started) / 60,
+            "val_accuracy": metrics["val_accuracy"]}
+
+
+class Executor:
+    """Dask's client: a local cluster of `workers` processes, or the cluster at `address`."""
+
+    def __init__(self, workers: int | None = None, address: str = ""):
+        self.address = address
+        self.workers = workers or default_workers()
+        self.client = None
+        self.cluster = None
+
+    def __enter__(self) -> Executor:  # noqa: PYI034 (typing.Self is Python 3.11 and later)
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.address:
+            self.client = Client(self.address, timeout="30s")
+        else:
+            # A worker killed in the middle of a run loses that run: it is reported, not tried again elsewhere.
+            dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.admin.tick.limit": "1h",
+                             "distributed.worker.daemon": False, "logging.distributed": "error"})
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, host="127.0.0.1")
+            self.client = Client(self.cluster)
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+    def threads_per_run(self) -> int:
+        """Each worker's share of its machine's cores (0 on a cluster's machines: TensorFlow's own choice there)."""
+        return threads_per_run(self.workers) if self.cluster is not None else 0
+
+    def train(self, project: Path, data_dir: Path, models_dir: Path, members: Iterable[Run],
+              say: Callable[[str], None] = print) -> list[Outcome]:
+        """Train the runs on the workers, saying when each starts and ends; a lost run is an Outcome with `lost`."""
+        from distributed import as_completed
+
+        def started(event: tuple[float, dict]) -> None:
+            message = event[1]
+            if message.get("event") == "started":
+                say(f"started  {message['run']} on {message['where']}")
+
+        self.client.subscribe_topic(TOPIC, started)
+        futures = {}
+        for run in members:
+            future = self.client.submit(train_task, str(project), str(data_dir), str(models_dir),
+                                        {**run.parameters, "ensemble": 1}, self.threads_per_run(),
+                                        key=f"train-{run.name}", pure=False, retries=0)
+            futures[future] = run.name
+        outcomes = []
+        for future in as_completed(futures):
+            name = futures[future]
+            try:
+                result = future.result()
+            except Exception as error:  # noqa: BLE001 (a worker's death, or the run's own error: either way reported)
+                outcomes.append(Outcome(name, lost=_why(error)))
+                say(f"lost     {name}: {_why(error)}")
+                continue
+            outcomes.append(Outcome(**result))
+            verb = "finished" if result["trained"] else "kept    "
+            say(f"{verb} {name}: validation accuracy {result['val_accuracy']:.2%}, {result['minutes']:.1f} min, "
+                f"on {result['where']}")
+        self.client.unsubscribe_topic(TOPIC)
+        return outcomes
+
+
+def _why(error: BaseException) -> str:
+    """One line for a lost run."""
+    name = type(error).__name__
+    if name == "KilledWorker":
+        return "its worker died in the middle of it (the next command resumes it from its last finished epoch)"
+    return f"{name}: {str(error).splitlines()[0] if str(error) else ''}"

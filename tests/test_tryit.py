@@ -1,0 +1,371 @@
+"""Try it: the report's page where a reader draws a digit, opened from disk with no network, and the notebook's widget.
+
+A run good enough to read drawings (two epochs on 12,000 MNIST images) is made
+with `make all`; its report's "Try it" chapter is then opened from file:// in
+headless Chromium (and Firefox, driven over its own WebDriver BiDi), drawn on
+with real pointer events, and held to Keras and to `make predict`.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import itertools
+import json
+import math
+import re
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from conftest import (
+    PROJECT_ROOT,
+    chromium,
+    console_problems,
+    copy_project,
+    requests_made,
+    run_make,
+    run_pipeline,
+    write_tiny_data,
+)
+
+pytestmark = pytest.mark.slow
+
+SIDE = 280  # the pad's canvas, in pixels
+STEP = 6  # pixels between pointer moves: the browser gets a move event at each
+PARITY_IMAGES = 200
+PARITY_TOLERANCE = 1e-4
+# Strokes of digits in a 0..1 square, drawn with Pillow (for the preparation) or with a pointer (for the page).
+STROKES = {
+    "1": [[(0.52, 0.15), (0.48, 0.85)]],
+    "7": [[(0.25, 0.2), (0.75, 0.2), (0.42, 0.85)]],
+    "0": [[(0.5 + 0.22 * math.sin(t), 0.5 - 0.33 * math.cos(t)) for t in np.linspace(0, 2 * math.pi, 48)]],
+    "4": [[(0.60, 0.82), (0.60, 0.18), (0.28, 0.60), (0.75, 0.60)]],
+    "2": [[(0.32, 0.32), (0.42, 0.2), (0.6, 0.2), (0.68, 0.33), (0.32, 0.8), (0.72, 0.8)]],
+}
+
+
+@pytest.fixture(scope="module")
+def tryit_project(tmp_path_factory, mnist) -> Path:
+    """A clone with a run that reads drawings well enough, its report rendered with the self-contained page."""
+    project = copy_project(tmp_path_factory.mktemp("tryit") / "try it clone")
+    write_tiny_data(project / "medium data", mnist, n_train=12000, n_test=200)
+    result = run_make(project, "all", "EPOCHS=2", "DATA_DIR=medium data")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project
+
+
+@pytest.fixture(scope="module")
+def run(tryit_project):
+    from digits import catalog
+
+    return catalog.find("", tryit_project / "medium data", tryit_project / "models")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as driver:
+        yield driver
+
+
+def open_page(driver, url: str) -> None:
+    """Open the page and wait until its recognizer is ready; forget what earlier pages logged."""
+    console_problems(driver)
+    requests_made(driver)
+    driver.set_script_timeout(120)
+    driver.get(url)
+    failure = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const wait = () => window.digitRecognizer
+            ? window.digitRecognizer.ready.then(() => done(null), (error) => done(String(error)))
+            : setTimeout(wait, 20);
+        wait();""")
+    assert failure is None, failure
+
+
+@pytest.fixture
+def page(browser, tryit_project):
+    """The fallback report's "Try it" section in Chromium; afterwards, no console problem and no request."""
+    open_page(browser, (tryit_project / "report" / "_book" / "index.html").as_uri() + "#try-it")
+    yield browser
+    assert (console_problems(browser), requests_made(browser)) == ([], [])
+
+
+def drawn(digit: str, size=(SIDE, SIDE), box=(0.0, 0.0, 1.0, 1.0), ink=(17, 17, 17, 255),
+          paper=(255, 255, 255, 255), width: int = SIDE // 14, supersample: int = 1) -> Image.Image:
+    """An RGBA image of a digit's strokes inside `box` (a share of the image), round-jointed like the pad's."""
+    image = Image.new("RGBA", (size[0] * supersample, size[1] * supersample), paper)
+    pen = ImageDraw.Draw(image)
+    left, top, right, bottom = box
+    for stroke in STROKES[digit]:
+        points = [((left + x * (right - left)) * size[0] * supersample,
+                   (top + y * (bottom - top)) * size[1] * supersample) for x, y in stroke]
+        pen.line(points, fill=ink, width=width * supersample, joint="curve")
+        radius = width * supersample / 2
+        for x, y in (points[0], points[-1]):  # round caps
+            pen.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
+    return image.resize(size, Image.Resampling.BOX) if supersample > 1 else image
+
+
+def drawings() -> dict[str, Image.Image]:
+    """The pad's kind of drawing, then the ways a user's image varies."""
+    noisy = np.asarray(drawn("4", supersample=2), dtype=np.float64)
+    noisy[..., :3] += np.random.default_rng(0).normal(0, 12, noisy[..., :3].shape)
+    return {**{f"{digit} on the pad": drawn(digit) for digit in STROKES},
+            "7 antialiased": drawn("7", supersample=4),
+            "0 small in a corner": drawn("0", box=(0.0, 0.55, 0.35, 1.0)),
+            "4 on a wide image": drawn("4", size=(360, 200)),
+            "2 light on dark": drawn("2", ink=(230, 230, 230, 255), paper=(20, 30, 40, 255)),
+            "7 in colour": drawn("7", ink=(200, 30, 60, 255), supersample=2),
+            "0 on transparent paper": drawn("0", paper=(0, 0, 0, 0)),
+            "4 on noisy paper": Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGBA")}
+
+
+PREPARE = """
+    const bytes = Uint8ClampedArray.from(atob(arguments[0]), (c) => c.charCodeAt(0));
+    const prepared = window.digitRecognizer.prepare(new ImageData(bytes, arguments[1], arguments[2]));
+    return prepared && Array.from(prepared);"""
+
+
+def browser_prepared(driver, image: Image.Image) -> np.ndarray | None:
+    """The page's preparation of an image: 28x28 grey levels 0..255, or None when it is blank."""
+    pixels = driver.execute_script(PREPARE, base64.b64encode(image.convert("RGBA").tobytes()).decode(),
+                                   image.width, image.height)
+    return None if pixels is None else np.array(pixels, dtype=np.float32).reshape(28, 28)
+
+
+def test_the_page_predicts_as_keras_does(page, run, mnist):
+    from digits.data import to_images
+    from digits.evaluate import predict_run
+
+    images = mnist["test_images"][:PARITY_IMAGES]
+    in_browser = np.array(page.execute_script(
+        "return arguments[0].map((pixels) => window.digitRecognizer.predict(pixels));",
+        images.reshape(len(images), -1).tolist()))
+    in_keras = predict_run(run, to_images(images.reshape(len(images), -1)))
+    assert np.abs(in_browser - in_keras).max() <= PARITY_TOLERANCE
+    assert (in_browser.argmax(axis=1) == in_keras.argmax(axis=1)).all()
+
+
+def test_the_page_prepares_a_drawing_as_make_predict_does(page):
+    from digits.predict import ImageProblem, to_mnist
+
+    for name, image in drawings().items():
+        in_python = to_mnist(image) * np.float32(255)
+        assert np.abs(browser_prepared(page, image) - in_python).mean() <= 1, name  # grey levels, on average
+    with pytest.raises(ImageProblem):
+        to_mnist(Image.new("RGBA", (SIDE, SIDE), "white"))
+    assert browser_prepared(page, Image.new("RGBA", (SIDE, SIDE), "white")) is None  # blank for both
+
+
+def dense(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """A polyline's points every STEP pixels."""
+    path = [points[0]]
+    for (x0, y0), (x1, y1) in pairwise(points):
+        steps = max(1, int(math.hypot(x1 - x0, y1 - y0) / STEP))
+        path += [(x0 + (x1 - x0) * i / steps, y0 + (y1 - y0) * i / steps) for i in range(1, steps + 1)]
+    return path
+
+
+def draw_with_pointer(driver, canvas, digit: str, kind: str) -> None:
+    """Press, move along each stroke and release, with a pointer of the given kind (mouse, pen or touch)."""
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
+    from selenium.webdriver.common.actions.pointer_input import PointerInput
+
+    actions = ActionBuilder(driver, mouse=PointerInput(kind, kind), duration=8)
+    side = canvas.size["width"]
+    for stroke in STROKES[digit]:
+        path = dense([(x * side, y * side) for x, y in stroke])
+        actions.pointer_action.move_to(canvas, round(path[0][0] - side / 2), round(path[0][1] - side / 2))
+        actions.pointer_action.pointer_down()
+        for x, y in path[1:]:  # offsets from the element's centre
+            actions.pointer_action.move_to(canvas, round(x - side / 2), round(y - side / 2))
+        actions.pointer_action.pointer_up()
+    actions.perform()
+
+
+@pytest.mark.parametrize("digit, kind", [("1", "mouse"), ("7", "pen"), ("0", "touch")])
+def test_a_digit_drawn_with_a_pointer_is_read(digit, kind, page):
+    from selenium.webdriver.common.by import By
+
+    canvas, answer = page.find_element(By.ID, "digit-canvas"), page.find_element(By.ID, "digit-prediction")
+    draw_with_pointer(page, canvas, digit, kind)
+    probabilities = json.loads(answer.get_attribute("data-probabilities"))
+    assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-4
+    assert answer.text == digit == str(int(np.argmax(probabilities)))
+    page.find_element(By.ID, "digit-clear").click()
+    assert answer.text == "" and answer.get_attribute("data-probabilities") is None
+
+
+def test_the_page_loads_nothing_and_runs_no_module(tryit_project):
+    page = (tryit_project / "report" / "_book" / "index.html").read_text()
+    assert re.findall(r"<script\b[^>]*\b(?:src|type=.module.)", page) == []  # classic inline scripts only
+    (policy,) = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
+    # Nothing may be fetched, imported or evaluated: default-src 'none', and scripts only by their hashes.
+    assert policy.startswith("default-src 'none';") and "connect-src" not in policy and "'unsafe-eval'" not in policy.split()
+    assert re.fullmatch(r"script-src 'wasm-unsafe-eval'( 'sha256-[A-Za-z0-9+/=]+'){5}", policy.split("; ")[-1])
+
+
+def test_the_widget_reads_a_drawing_as_make_predict_reads_the_same_png(run, tmp_path):
+    from digits.widget import DigitWidget, predictor
+
+    image = drawn("7")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    (tmp_path / "seven.png").write_bytes(buffer.getvalue())
+    widget = DigitWidget(predictor(run))
+    widget.drawing = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()  # as the pad sends it
+    result = run_pipeline(PROJECT_ROOT, "predict", f"IMAGES={tmp_path / 'seven.png'}", f"RUN={run.name}",
+                          f"MODELS_DIR={run.models_dir}", f"DATA_DIR={run.data_dir}")
+    assert result.returncode == 0, result.stderr
+    (folder,) = (run.folder / "predictions").iterdir()
+    import pandas as pd
+
+    predicted = pd.read_csv(folder / "predictions.csv").iloc[0]
+    assert int(np.argmax(widget.probabilities)) == predicted["label"] == 7
+    assert max(widget.probabilities) == pytest.approx(predicted["confidence"], abs=1e-4)
+    assert len(widget.pixels) == 784 and widget.problem == ""
+    widget.drawing = "data:image/png;base64," + base64.b64encode(b"not a png").decode()
+    assert widget.problem.startswith("the drawing cannot be read") and widget.probabilities == []
+
+
+def test_the_quarto_chapter_reads_a_drawing(tryit_project, browser):
+    from selenium.webdriver.common.by import By
+
+    if subprocess.run(["which", "quarto"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the book's chapter is not tested")
+    try:
+        result = run_make(tryit_project, "report", "EPOCHS=2", "DATA_DIR=medium data", "QUARTO=quarto")
+        assert result.returncode == 0, result.stdout[-3000:]
+        open_page(browser, (tryit_project / "report" / "_book" / "try-it.html").as_uri())
+        draw_with_pointer(browser, browser.find_element(By.ID, "digit-canvas"), "7", "mouse")
+        assert browser.find_element(By.ID, "digit-prediction").text == "7"
+        assert (console_problems(browser), requests_made(browser)) == ([], [])
+    finally:  # the module's other tests open the self-contained page: render it again
+        restored = run_make(tryit_project, "report", "EPOCHS=2", "DATA_DIR=medium data", "QUARTO=no")
+        assert restored.returncode == 0, restored.stdout[-3000:]
+
+
+# --- Firefox, over its own WebDriver BiDi (there is no geckodriver to install offline) ------------------------
+
+
+# No network: every request goes to a proxy that refuses; nothing updates or reports home.
+FIREFOX_PREFERENCES = {
+    "network.proxy.type": 1, "network.proxy.http": "127.0.0.1", "network.proxy.http_port": 9,
+    "network.proxy.ssl": "127.0.0.1", "network.proxy.ssl_port": 9, "network.proxy.allow_hijacking_localhost": True,
+    "app.update.disabledForTesting": True, "browser.shell.checkDefaultBrowser": False,
+    "datareporting.policy.dataSubmissionEnabled": False, "toolkit.telemetry.enabled": False,
+    "browser.startup.homepage_override.mstone": "ignore", "network.captive-portal-service.enabled": False,
+    "network.connectivity-service.enabled": False, "browser.safebrowsing.update.enabled": False,
+    "extensions.update.enabled": False, "browser.newtabpage.enabled": False, "browser.startup.page": 0,
+}
+
+
+class BiDi:
+    """A minimal WebDriver BiDi session: commands, and the events it subscribed to."""
+
+    def __init__(self, url: str) -> None:
+        import websocket
+
+        self.socket = websocket.create_connection(url, suppress_origin=True, timeout=120)
+        self.ids = itertools.count(1)
+        self.events: list[dict] = []
+
+    def command(self, method: str, **params) -> dict:
+        number = next(self.ids)
+        self.socket.send(json.dumps({"id": number, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("type") == "event":
+                self.events.append(message)
+            elif message.get("id") == number:
+                if message.get("type") == "error":
+                    raise RuntimeError(f"{method}: {message['error']}: {message.get('message')}")
+                return message["result"]
+
+    def evaluate(self, context: str, expression: str):
+        """The value of an expression that returns JSON.stringify(...), awaited when it is a promise."""
+        result = self.command("script.evaluate", expression=expression, target={"context": context},
+                              awaitPromise=True, resultOwnership="none")
+        if result["type"] == "exception":
+            raise RuntimeError(result["exceptionDetails"]["text"])
+        return json.loads(result["result"]["value"])
+
+
+@contextmanager
+def firefox():
+    """Headless Firefox with a fresh offline profile: (BiDi session, top-level context)."""
+    if subprocess.run(["which", "firefox"], capture_output=True, check=False).returncode != 0:
+        pytest.skip("Firefox is not installed (apt-get install firefox-esr)")
+    with tempfile.TemporaryDirectory(prefix="firefox-") as profile, socket.socket() as probe:
+        Path(profile, "user.js").write_text("".join(f"user_pref({json.dumps(name)}, {json.dumps(value)});\n"
+                                                    for name, value in FIREFOX_PREFERENCES.items()))
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+        probe.close()
+        process = subprocess.Popen(["firefox", "--headless", "--no-remote", "--profile", profile,
+                                    f"--remote-debugging-port={port}", "about:blank"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    bidi = BiDi(f"ws://127.0.0.1:{port}/session")
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
+            bidi.command("session.new", capabilities={})
+            bidi.command("session.subscribe", events=["log.entryAdded", "network.beforeRequestSent"])
+            yield bidi, bidi.command("browsingContext.getTree")["contexts"][0]["context"]
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def test_firefox_reads_drawings_and_predicts_as_keras_does(tryit_project, run, mnist):
+    from digits.data import to_images
+    from digits.evaluate import predict_run
+
+    with firefox() as (bidi, context):
+        url = (tryit_project / "report" / "_book" / "index.html").as_uri()
+        bidi.command("browsingContext.navigate", context=context, url=url, wait="complete")
+        bidi.evaluate(context, """new Promise((ok, fail) => {
+            const wait = () => window.digitRecognizer ? digitRecognizer.ready.then(() => ok('null'), fail)
+                                                      : setTimeout(wait, 20);
+            wait(); })""")
+        images = mnist["test_images"][:50]
+        pixels = json.dumps(images.reshape(len(images), -1).tolist())
+        in_browser = np.array(bidi.evaluate(context, f"JSON.stringify({pixels}.map((p) => digitRecognizer.predict(p)))"))
+        assert np.abs(in_browser - predict_run(run, to_images(images.reshape(50, -1)))).max() <= PARITY_TOLERANCE
+        canvas = bidi.evaluate(context, """(() => { const canvas = document.getElementById('digit-canvas');
+            canvas.scrollIntoView(); const box = canvas.getBoundingClientRect();
+            return JSON.stringify([box.left, box.top, box.width]); })()""")
+        actions = []
+        for stroke in STROKES["7"]:
+            path = dense([(canvas[0] + x * canvas[2], canvas[1] + y * canvas[2]) for x, y in stroke])
+            for index, (x, y) in enumerate(path):
+                actions.append({"type": "pointerMove", "x": round(x), "y": round(y), "duration": 8})
+                if index == 0:
+                    actions.append({"type": "pointerDown", "button": 0})
+            actions.append({"type": "pointerUp", "button": 0})
+        bidi.command("input.performActions", context=context,
+                     actions=[{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+                               "actions": actions}])
+        answer = bidi.evaluate(context, "JSON.stringify(document.getElementById('digit-prediction').textContent)")
+        assert answer == "7"
+        problems = [event["params"].get("text") for event in bidi.events if event["method"] == "log.entryAdded"
+                    and event["params"]["level"] in ("warn", "error")]
+        requests = [event["params"]["request"]["url"] for event in bidi.events
+                    if event["method"] == "network.beforeRequestSent"
+                    and not event["params"]["request"]["url"].startswith(("file:", "data:", "blob:"))]
+        assert (problems, requests) == ([], [])
