@@ -102,4 +102,4 @@ test: setup ## Run the tests (slow ones included; -m "not slow" in PYTEST_ADDOPT
 
 clean: ## Remove the rendered report (keeps data, runs and the environment)
 	rm -rf report/notebooks report/_book report/.quarto report/_summary.md report/_chapters.yml \
-		report/submission.csv report/runs-accuracy.png report/runs-sweep.png report/try-it.qmd
+		report/submission.csv report/runs-accuracy.png report/runs-sweep.png report/try-it.qmd report/try-it-model.json

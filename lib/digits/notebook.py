@@ -90,15 +90,24 @@ class SharedKernel:
         self.used = True
         return self.manager
 
-    async def _run(self, code: str) -> None:
-        """Run code in the kernel, silently, and wait for it."""
+    def call(self, module: str, function: str, *arguments: str) -> bool:
+        """Call module.function(*arguments) in the kernel when one is running (its imports already paid): True;
+        False when none is, so the caller does the work itself. The arguments are strings, passed as literals."""
+        if self.manager is None or not run_sync(self.manager.is_alive)():
+            return False
+        run_sync(self._run)(f"import {module}\n{module}.{function}(*{list(arguments)!r})", f"{module}.{function}")
+        return True
+
+    async def _run(self, code: str, what: str = "the reset between notebooks") -> None:
+        """Run code in the kernel, silently, and wait for it; NotebookFailed naming `what` if it fails."""
         client = self.manager.client()
         client.start_channels()
         try:
             await client.wait_for_ready(timeout=60)
-            reply = await client.execute_interactive(code, silent=True, store_history=False, timeout=60)
+            reply = await client.execute_interactive(code, silent=True, store_history=False, timeout=300)
             if reply["content"]["status"] != "ok":
-                raise NotebookFailed(f"the kernel could not be reset: {reply['content'].get('evalue', '')}")
+                raise NotebookFailed(f"{what} failed in the kernel: {reply['content'].get('ename', '')}: "
+                                     f"{reply['content'].get('evalue', '')}")
         finally:
             client.stop_channels()
 

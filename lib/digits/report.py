@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -192,10 +192,11 @@ def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run: Run, table
 
 
 def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto: str | None,
-                  extra_inputs: str = "") -> Path:
+                  extra_inputs: str = "", write_model: Callable[[Run, Path], None] = tryit.write_model) -> Path:
     """Copy the chapters' notebooks in, write the summary, and render with Quarto when given, else the fallback.
 
     Nothing is done when the report on disk was rendered from the same inputs (its stamp says which).
+    `write_model` writes the Try it page's weights (it loads TensorFlow: the pipeline asks a running kernel).
     """
     for path in notebooks.values():
         if not path.is_file():
@@ -218,6 +219,7 @@ def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto
             html_as_raw_markdown(notebook)
         with atomic_path(report_dir / "notebooks" / f"{name}.ipynb") as temporary:
             nbformat.write(notebook, temporary)
+    write_model(run, report_dir / tryit.MODEL_FILE)
     tryit.write_chapter(report_dir, run, records.read_metrics(run.folder))
     chapters = ["index.qmd", *(f"notebooks/{name}.ipynb" for name in notebooks), tryit.CHAPTER]
     write_text_atomic(report_dir / CHAPTERS_FILE,

@@ -193,6 +193,7 @@ def step_submit(context: Context) -> None:
 
 def step_report(context: Context) -> None:
     """Render the report of the run (Quarto, or the self-contained page) unless it is up to date."""
+    from digits import tryit
     from digits.report import render_report
 
     run = context.run
@@ -204,8 +205,14 @@ def step_report(context: Context) -> None:
                                 f"{step.notebook}.ipynb")
                 for step in STEPS if step.notebook}
     quarto = context.settings.get("quarto", PARAMETERS["quarto"].default)
+
+    def write_model(run: Run, target: Path) -> None:
+        """The Try it page's weights, written by the command's kernel when it runs (TensorFlow is loaded there)."""
+        if not context.kernel.call("digits.tryit", "write_model_of", str(run.folder), str(run.data_dir), str(target)):
+            tryit.write_model(run, target)
+
     entry = render_report(context.project / "report", run, chapters, quarto_command(quarto),
-                          extra_inputs=library_digest(context.project))
+                          extra_inputs=library_digest(context.project), write_model=write_model)
     print(f"report: {shown(entry)} (run {run.name})", flush=True)
 
 

@@ -18,12 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from digits import predict
+from digits import predict, runs
+from digits.display import shown
 from digits.files import write_text_atomic
 from digits.runs import Run
 
 WEB = Path(__file__).resolve().parent / "web"
 CHAPTER = "try-it.qmd"  # the book's chapter (written by make report)
+MODEL_FILE = "try-it-model.json"  # the page's network and weights, beside it
 SCRIPTS = ["tfjs/tf-core.min.js", "tfjs/tf-backend-cpu.min.js", "tfjs/tf-layers.min.js", "digits-pad.js"]
 # Random rotation, zoom and shift, and dropout, only act while training.
 INFERENCE_IDENTITY_LAYERS = ("RandomRotation", "RandomZoom", "RandomTranslation", "Dropout")
@@ -83,13 +85,24 @@ def _script(text: str, attributes: str = "") -> str:
     return f"<script{attributes}>\n{text}\n</script>"
 
 
-def section_html(run: Run, metrics: dict) -> str:
-    """The "Try it" section for a run: what it is, the pad, and every script it needs, inline."""
-    from digits import records
-    from digits.model import load_model  # TensorFlow, loaded only when a report is rendered
+def write_model(run: Run, target: Path) -> None:
+    """Write the page's JSON for a run (its network, the weights of its members, the preparation) to `target`."""
+    from digits.model import load_model  # TensorFlow: in the kernel that evaluated the run, when there is one
 
     models = [load_model(member.folder / "model.keras") for member in run.trained]
     data = json.dumps({"run": run.name, **export(models)}, separators=(",", ":")).replace("<", "\\u003c")
+    write_text_atomic(target, data)
+
+
+def write_model_of(folder: str, data_dir: str, target: str) -> None:
+    """write_model for the run kept in `folder` (how a kernel is asked to do it: plain strings)."""
+    write_model(runs.load(Path(folder), Path(data_dir)), Path(target))
+
+
+def section_html(run: Run, metrics: dict, data: str) -> str:
+    """The "Try it" section for a run: what it is, the pad, and every script it needs (and `data`), inline."""
+    from digits import records
+
     accuracy = metrics.get("test_accuracy") or metrics["val_accuracy"]
     scored = "test" if metrics.get("test_accuracy") is not None else "validation"
     what = (f"the average of its {run.ensemble} members" if run.members else "its model")
@@ -114,7 +127,12 @@ def section_html(run: Run, metrics: dict) -> str:
 
 
 def write_chapter(report_dir: Path, run: Run, metrics: dict) -> Path:
-    """Write report/try-it.qmd: the Quarto chapter holding the section as raw HTML."""
+    """Write report/try-it.qmd, the Quarto chapter holding the section as raw HTML, from the page's JSON in
+    report/try-it-model.json (write_model), which it checks names the run."""
+    data = (report_dir / MODEL_FILE).read_text(encoding="utf-8")
+    if json.loads(data).get("run") != run.name:
+        raise ValueError(f"{shown(report_dir / MODEL_FILE)}: not the weights of run {run.name}")
     path = report_dir / CHAPTER
-    write_text_atomic(path, "# Try it {.unnumbered}\n\n```{=html}\n" + section_html(run, metrics) + "\n```\n")
+    write_text_atomic(path, "# Try it {.unnumbered}\n\n```{=html}\n" + section_html(run, metrics, data)
+                      + "\n```\n")
     return path
