@@ -304,16 +304,21 @@ def test_two_runs_at_once_wait_for_each_other(fresh_project):
     assert not list(fresh_project.rglob("_failed-*")) and not list(fresh_project.rglob(".*.partial-*"))
 
 
-def test_a_full_disk_is_one_line_naming_the_path(fresh_project, tmp_path):
-    full = tmp_path / "full disk"
-    full.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(full)],
+def make_on_a_small_disk(project: Path, folder: Path, size: str, *arguments: str) -> subprocess.CompletedProcess:
+    """Run make with `folder` mounted as a disk of `size` (a tmpfs) for the time of the command; skip without root."""
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
                       capture_output=True, check=False).returncode != 0:
         pytest.skip("a small disk cannot be mounted here (mounting a tmpfs needs root)")
     try:
-        result = run_make(fresh_project, "all", *QUICK, f"MODELS_DIR={full}")
+        return run_make(project, *arguments)
     finally:
-        subprocess.run(["umount", str(full)], check=True)
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_disk_is_one_line_naming_the_path(fresh_project, tmp_path):
+    full = tmp_path / "full disk"
+    result = make_on_a_small_disk(fresh_project, full, "256k", "all", *QUICK, f"MODELS_DIR={full}")
     assert result.returncode != 0
     assert len(errors(result)) == 1 and "No space left on device" in errors(result)[0], result.stderr
     assert str(full) in errors(result)[0]
@@ -441,13 +446,6 @@ def test_a_damaged_output_is_named_and_made_again(damage, said, fresh_project):
 
 def test_a_full_data_disk_is_one_line_naming_the_folder(fresh_project, tmp_path):
     full = tmp_path / "full disk"
-    full.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(full)],
-                      capture_output=True, check=False).returncode != 0:
-        pytest.skip("a small disk cannot be mounted here (mounting a tmpfs needs root)")
-    try:
-        result = run_make(fresh_project, "data", f"DATA_DIR={full}")  # the embedded MNIST does not fit
-    finally:
-        subprocess.run(["umount", str(full)], check=True)
+    result = make_on_a_small_disk(fresh_project, full, "64k", "data", f"DATA_DIR={full}")  # MNIST does not fit
     assert result.returncode != 0
     assert errors(result) == [f"error: {full}: No space left on device"], result.stderr
