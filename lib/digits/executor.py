@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from digits.notebook import threads_per_run
 from digits.runs import Run
 
 TOPIC = "digits-training"  # the workers' messages to the command that sent them work
@@ -30,15 +31,6 @@ TOPIC = "digits-training"  # the workers' messages to the command that sent them
 def default_workers() -> int:
     """As many runs at once as the cores allow without slowing each other down: one per two cores."""
     return max(1, (os.cpu_count() or 1) // 2)
-
-
-def threads_per_run(workers: int) -> int:
-    """Each of `workers` runs' share of this machine's cores: its TensorFlow's threads.
-
-    A run's weights depend on how many threads trained it, so `make all` takes the same share (all the cores
-    unless WORKERS says otherwise): a sweep with the same WORKERS trains the very same runs.
-    """
-    return max(1, (os.cpu_count() or 1) // workers)
 
 
 @dataclass

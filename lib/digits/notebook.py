@@ -59,6 +59,15 @@ def executed_inputs(path: Path) -> str | None:
 
 # What TensorFlow (and oneDNN) read for how many threads to use.
 THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
+
+
+def threads_per_run(workers: int) -> int:
+    """Each of `workers` runs' share of this machine's cores: its TensorFlow's threads.
+
+    A run's weights depend on how many threads trained it, so `make all` takes the same share (all the cores
+    unless WORKERS says otherwise): a sweep with the same WORKERS trains the very same runs.
+    """
+    return max(1, (os.cpu_count() or 1) // workers)
 # Between two notebooks: an empty namespace and no open figures, as in a new kernel.
 RESET = "get_ipython().run_line_magic('reset', '-f')\nimport matplotlib.pyplot\nmatplotlib.pyplot.close('all')"
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,8 +44,7 @@ class Context:
     def __post_init__(self) -> None:
         self.explored = self.models_dir / runs.EXPLORE_DIR / "10-explore.ipynb"
         # The share of the cores a run trains with here: all of them, unless WORKERS says otherwise.
-        threads = max(1, (os.cpu_count() or 1) // (self.settings.get("workers") or 1))
-        self.kernel = notebook.SharedKernel(self.project, threads)
+        self.kernel = notebook.SharedKernel(self.project, notebook.threads_per_run(self.settings.get("workers") or 1))
 
 
 # --- Inputs and their digests -----------------------------------------------------------------------
