@@ -3,12 +3,12 @@
 #   make all                      set up, prepare the data, run the four notebooks, render the report
 #   make all EPOCHS=30 SEED=1     the same for another run (each parameter set is a run in models/)
 #   make runs                     compare every kept run
-#   make test                     run the tests
+#   make test-fast                the tests that train nothing (make test: all of them)
 #
-# The pipeline's steps and their order live in one place, lib/digits/steps.py: `make all`, `make notebooks`,
-# `make report` and the step targets each call its entry point (digits.pipeline) once, and it checks the
-# files on disk and does only what is missing. Make keeps the environment, the lock files, the tests,
-# JupyterLab and cleaning.
+# The pipeline's steps and their order live in one place, lib/digits/pipeline/steps.py: `make all`, `make
+# notebooks`, `make report` and the step targets each call its entry point (python -m digits.pipeline) once, and
+# it checks the files on disk and does only what is missing. Make keeps the environment, the lock files, the
+# tests and cleaning.
 #
 # Parameters (make all EPOCHS=30) reach the pipeline exactly as typed: it reads them from MAKEFLAGS, where
 # Make keeps its command line. Make neither expands them nor exports them, so `$`, `$(...)`, quotes and
@@ -35,7 +35,7 @@ PIPELINE := $(PYTHON) -m digits.pipeline
 
 PIPELINE_TARGETS := all notebooks report data explore train evaluate submit runs predict kaggle-data kaggle-submit \
 	clean-models lab serve-report sweep
-.PHONY: help check setup lock test clean $(PIPELINE_TARGETS)
+.PHONY: help check setup lock test test-fast clean $(PIPELINE_TARGETS)
 
 help: ## List the targets and the parameters
 	@echo "digit-recognizer: make TARGET [PARAMETER=value ...]"
@@ -43,14 +43,14 @@ help: ## List the targets and the parameters
 	@echo "Targets:"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 	@echo
-	@python3 -m digits.commandline help
+	@python3 -m digits.pipeline.commandline help
 
 all: setup ## Everything: the data, the four notebooks and the report of the run the parameters name
 notebooks: setup ## Run the four notebooks (for the latest run, or the one the parameters or RUN name)
 report: setup ## Render the HTML report (Quarto if installed, else a self-contained page)
 data: setup ## Write train.csv, test.csv, test_labels.csv to DATA_DIR (or check Kaggle's files there)
 explore: setup ## Run notebooks/10-explore.ipynb on the data
-train: setup ## Run notebooks/20-train.ipynb for the run (training it only with make all)
+train: setup ## Train the run the parameters name (notebooks/20-train.ipynb), or reuse it when finished
 evaluate: setup ## Run notebooks/30-evaluate.ipynb: test accuracy, confusion matrix, mistakes
 submit: setup ## Run notebooks/40-submit.ipynb: write the run's submission.csv
 sweep: setup ## Many runs in one command: make sweep EPOCHS=5,10,15 SEED=42,43 [WORKERS=2] (see README)
@@ -66,10 +66,12 @@ serve-report: setup ## Serve the rendered book on 127.0.0.1:8000 (PORT=...), whe
 $(PIPELINE_TARGETS):
 	@$(PIPELINE) $@
 
-check: ## Check the parameters (before any work; needs no environment)
-	@python3 -m digits.commandline check
+# Before the environment is installed, the parameters are checked with the system's Python, so that a typo costs no
+# install; afterwards the pipeline parses them (once) itself.
+check: ## Check the parameters (needs no environment)
+	@python3 -m digits.pipeline.commandline check
 
-setup: check $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
+setup: $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
 	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null \
 		&& $(PYTHON) -m nbstripout --install && git config filter.nbstripout.extrakeys "metadata.language_info" \
 		&& echo "installed the nbstripout git filter: notebook outputs never reach a commit" || true
@@ -87,7 +89,7 @@ $(SETUP_DONE): $(LOCK) pyproject.toml | check
 		rm $(call quote,$(VENV_DIR)/.setup-$(if $(filter gpu,$(VARIANT)),cpu,gpu)); fi
 	@$(PYTHON) -m pip install --quiet --require-hashes -r $(LOCK)
 	@$(PYTHON) -m pip install --quiet --no-deps -e .
-	@$(PYTHON) -m digits.kernel install
+	@$(PYTHON) -m digits.pipeline.kernel install
 	@touch $(call quote,$@)
 
 lock: ## Refresh requirements.lock and requirements-gpu.lock from pyproject.toml (needs PyPI)
@@ -97,8 +99,11 @@ lock: ## Refresh requirements.lock and requirements-gpu.lock from pyproject.toml
 	$(PYTHON) -m uv pip compile pyproject.toml --quiet --extra dev --extra gpu --universal --generate-hashes \
 		--python-version 3.10 --excludes <(echo tensorflow-cpu) -o requirements-gpu.lock
 
-test: setup ## Run the tests (slow ones included; -m "not slow" in PYTEST_ADDOPTS skips them)
+test: setup ## Run every test (about 20 minutes on 2 cores)
 	$(PYTHON) -m pytest
+
+test-fast: setup ## Run the tests that train nothing and open no browser (a few minutes): the edit loop
+	$(PYTHON) -m pytest -m "not slow"
 
 clean: ## Remove the rendered report (keeps data, runs and the environment)
 	rm -rf report/notebooks report/_book report/.quarto report/_summary.md report/_chapters.yml \

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from digits.mnist import load_mnist
-from digits.paths import project_root
+from digits.formats.mnist import load_mnist
+from digits.util.paths import project_root
 
 # digit: (canvas width, canvas height, longer side of the digit, left, top, transparent background)
 LAYOUTS = {

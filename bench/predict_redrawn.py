@@ -28,10 +28,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from digits import catalog
 from digits.evaluate import accuracy, predict_run
-from digits.mnist import load_mnist
+from digits.formats.mnist import load_mnist
 from digits.predict import greyscale, load_image, to_mnist
+from digits.runs import catalog
 
 
 def redraw(digit: np.ndarray, rng: np.random.Generator) -> Image.Image:

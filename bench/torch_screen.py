@@ -45,7 +45,7 @@ from digits.config import (
     strided_layers,
 )
 from digits.data import split_train_validation
-from digits.mnist import load_mnist
+from digits.formats.mnist import load_mnist
 from digits.parameters import PARAMETERS
 
 MODELS_PER_RECIPE = 8

@@ -17,8 +17,9 @@ import argparse
 import json
 import time
 
-from digits import evaluate, records, runs, train
+from digits import evaluate, runs, train
 from digits.data import load_test, load_test_labels
+from digits.runs import records
 
 
 def main() -> None:

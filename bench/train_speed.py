@@ -30,7 +30,7 @@ from pathlib import Path
 from digits import runs
 from digits.config import ARCHITECTURES, IMAGE_SIDE, N_CLASSES, Conv, Dense, MaxPool
 from digits.data import to_images
-from digits.mnist import load_mnist
+from digits.formats.mnist import load_mnist
 from digits.train import batches, new_model, one_hot
 
 

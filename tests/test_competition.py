@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_project, fake_finished_run, run_make, run_pipeline, write_tiny_data
-from digits.competition import missing_credentials, submission_message
-from digits.csvfiles import TEST_COLUMNS
 from digits.data import prepare_data
+from digits.formats.csvfiles import TEST_COLUMNS
+from digits.pipeline.kaggle import missing_credentials, submission_message
+from helpers import copy_project, fake_finished_run, run_make, run_pipeline, write_tiny_data
 
 FAKE_KAGGLE = '''#!{python}
 """A stand-in for the kaggle command: records its arguments, answers like Kaggle."""

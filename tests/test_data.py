@@ -9,11 +9,11 @@ import subprocess
 import numpy as np
 import pytest
 
-from conftest import PROJECT_ROOT, run_pipeline
-from digits.csvfiles import PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, DataError
 from digits.data import load_test, load_train, prepare_data
-from digits.mnist import expected_checksums, read_idx
-from digits.paths import raw_mnist_dir
+from digits.formats.csvfiles import PIXEL_COLUMNS, TEST_COLUMNS, TRAIN_COLUMNS, DataError
+from digits.formats.mnist import expected_checksums, read_idx
+from digits.util.paths import raw_mnist_dir
+from helpers import PROJECT_ROOT, run_pipeline
 
 # Class counts of the MNIST training and test sets, from the data's README.
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]

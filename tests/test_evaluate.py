@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import fake_finished_run, train_tiny_run
-from digits import catalog, runs
+from digits import runs
 from digits.evaluate import (
     accuracy,
     average_probabilities,
@@ -24,8 +23,10 @@ from digits.evaluate import (
     results_table,
 )
 from digits.model import build_model
-from digits.records import weak_run_note
-from digits.report import summary_markdown
+from digits.report.summary import summary_markdown
+from digits.runs import catalog
+from digits.runs.records import weak_run_note
+from helpers import fake_finished_run, train_tiny_run
 
 TRUE = np.array([0, 0, 1, 1, 2, 2])
 PREDICTED = np.array([0, 1, 1, 1, 2, 0])
@@ -126,6 +127,7 @@ def copy_of(run: runs.Run, tmp_path: Path) -> runs.Run:
     return catalog.find(run.name, tmp_path / "data", tmp_path / "models")
 
 
+@pytest.mark.slow
 def test_an_ensemble_of_identical_members_equals_a_member(pair, tmp_path):
     ensemble = copy_of(pair, tmp_path)
     first, second = ensemble.members
@@ -140,6 +142,7 @@ def test_an_ensemble_of_identical_members_equals_a_member(pair, tmp_path):
     assert f"| 2 × {single.metrics['params']:,} |" in summary_markdown(both.metrics, None)
 
 
+@pytest.mark.slow
 def test_an_ensemble_keeps_only_what_its_members_share(pair, tmp_path):
     ensemble = copy_of(pair, tmp_path)
     first = ensemble.members[0]
@@ -152,6 +155,7 @@ def test_an_ensemble_keeps_only_what_its_members_share(pair, tmp_path):
     assert result["members"] == [member.name for member in ensemble.members]
 
 
+@pytest.mark.slow
 def test_a_damaged_member_is_reported_by_name(pair, tmp_path):
     ensemble = copy_of(pair, tmp_path)
     broken = ensemble.members[1].folder / "model.keras"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from digits.files import atomic_path, write_text_atomic
+from digits.util.files import atomic_path, write_text_atomic
 
 
 def test_failed_write_keeps_the_old_file(tmp_path):

@@ -20,8 +20,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import clean_environment, commit_all, copy_project, reported, run_make, trainings
 from digits.data import prepare_data
+from helpers import clean_environment, commit_all, copy_project, reported, run_make, trainings
 
 pytestmark = pytest.mark.slow
 

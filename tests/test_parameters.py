@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, clean_environment
-from digits.commandline import command_line_variables, markdown_table
-from digits.parameters import PARAMETERS, PARAMETERS_LIST, RUN_PARAMETERS, check_parameters
-from digits.paths import project_path, project_root
+from digits.parameters import PARAMETERS, PARAMETERS_LIST, RUN_PARAMETERS, parse_parameters
+from digits.pipeline.commandline import command_line_variables, markdown_table
+from digits.util.paths import project_path, project_root
+from helpers import PROJECT_ROOT, clean_environment
 
 
 @pytest.mark.parametrize("parameters, message", [
@@ -32,24 +32,24 @@ from digits.paths import project_path, project_root
     ({"sample_size": 5}, "sample_size must be a whole number from 20"),
     ({"validation_fraction": 0}, "validation_fraction must be a number above 0 and at most 0.5, got 0"),
     ({"validation_fraction": "x"}, "validation_fraction must be a number above 0"),
-    ({"augment": "maybe"}, "augment must be on or off (empty: the recipe's), got 'maybe'"),
+    ({"augment": "maybe"}, "augment must be on or off (yes or no; empty: the recipe's), got 'maybe'"),
     ({"ensemble": 0}, "ensemble must be a whole number from 1 to 20, got 0"),
     ({"port": 80}, "port must be a whole number from 1024 to 65535, got 80"),
-    ({"browser": "perhaps"}, "browser must be yes or no, got 'perhaps'"),
+    ({"browser": "perhaps"}, "browser must be on or off (yes or no; empty: the default), got 'perhaps'"),
     ({"colour": "red"}, "unknown parameter(s) colour"),
 ])
 def test_bad_parameter_names_itself(parameters, message):
     with pytest.raises(ValueError) as raised:
-        check_parameters(**parameters)
+        parse_parameters(**parameters)
     assert message in str(raised.value)
 
 
 def test_unset_is_the_one_spelling_of_the_recipes_value():
-    checked = check_parameters(epochs="", batch_size=None, augment="", ensemble="", arch="baseline", seed="0",
+    checked = parse_parameters(epochs="", batch_size=None, augment="", ensemble="", arch="baseline", seed="0",
                                sample_size="0", validation_fraction="0.2")
     assert checked == {"epochs": None, "batch_size": None, "augment": None, "ensemble": 1, "arch": "baseline",
                        "seed": 0, "sample_size": 0, "validation_fraction": 0.2}
-    assert check_parameters(epochs="3", augment="off") == {"epochs": 3, "augment": False}
+    assert parse_parameters(epochs="3", augment="off") == {"epochs": 3, "augment": False}
 
 
 @pytest.mark.parametrize("typed", [

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import QUICK, QUICK_RUN, clean_environment, errors, reported, run_folder, run_make, trainings
-from digits.submission import read_submission, score_submission
+from digits.formats.submission import read_submission
+from helpers import QUICK, QUICK_RUN, clean_environment, errors, reported, run_folder, run_make, trainings
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,8 @@ def test_first_run_makes_a_run_folder_with_model_notebooks_and_report(finished_p
     submission = run / "submission.csv"
     assert len(read_submission(submission, expected_rows=200)) == 200
     # The submission's predictions score exactly what evaluation measured on the same model.
-    assert score_submission(submission, project / "tiny data" / "test_labels.csv") == metrics["test_accuracy"]
+    truth = read_submission(project / "tiny data" / "test_labels.csv")
+    assert (read_submission(submission) == truth).mean() == metrics["test_accuracy"]
     assert (project / "models" / "explore" / "10-explore.ipynb").is_file()
     assert f"\nreport: report/_book/index.html (run {run.name})\n" in result.stdout
     assert not list(project.rglob("_failed-*")) and not list(project.rglob(".*.partial-*"))

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import PROJECT_ROOT, run_pipeline, train_tiny_run
 from digits.predict import (
     ImageProblem,
     centre_of_mass,
@@ -21,6 +20,7 @@ from digits.predict import (
     to_mnist,
     write_predictions,
 )
+from helpers import PROJECT_ROOT, run_pipeline, train_tiny_run
 
 
 def on_paper(ink: np.ndarray, size: tuple[int, int] = (100, 80), at: tuple[int, int] = (10, 10)) -> Image.Image:
@@ -164,12 +164,14 @@ def mixed_predictions(tmp_path_factory, mnist, trained_run) -> tuple[Path, pd.Da
     ("bomb-error.png", "too large: over 20,000 pixels, a possible decompression bomb"),
     ("animated.gif", "several frames: 2 "),
 ])
+@pytest.mark.slow
 def test_a_bad_file_is_reported_and_not_predicted(mixed_predictions, name, problem):
     _, table, _ = mixed_predictions
     row = table.set_index("file").loc[name]
     assert row["problem"].startswith(problem) and pd.isna(row["label"]) and pd.isna(row["confidence"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["good-7.png", "transparent-3.png"])
 def test_the_good_files_beside_bad_ones_are_predicted(mixed_predictions, name):
     _, table, pairs = mixed_predictions
@@ -186,6 +188,7 @@ def test_load_image_names_the_problem_of_a_missing_file(tmp_path):
         load_image(tmp_path / "gone.png")
 
 
+@pytest.mark.slow
 def test_predictions_are_written_and_drawn(mixed_predictions, trained_run, tmp_path):
     _, table, pairs = mixed_predictions
     written = pd.read_csv(write_predictions(table, tmp_path), keep_default_na=False)
@@ -201,6 +204,7 @@ def test_predictions_are_written_and_drawn(mixed_predictions, trained_run, tmp_p
     assert title.startswith(f"Run {trained_run.name} (a quick run: its answers are rough).")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("count", [1, 2, 3])
 def test_the_figure_of_a_few_images_shows_its_whole_title(count, mixed_predictions, trained_run):
     _, table, pairs = mixed_predictions
@@ -219,6 +223,7 @@ def predict_command(run, *arguments: str):
                         *arguments)
 
 
+@pytest.mark.slow
 def test_the_command_predicts_a_folder_into_a_folder_of_its_own(trained_run, mnist, tmp_path):
     folder = tmp_path / "mine"
     folder.mkdir()
@@ -235,6 +240,7 @@ def test_the_command_predicts_a_folder_into_a_folder_of_its_own(trained_run, mni
     assert "seven.png" in results[0].stdout and "%" in results[0].stdout and "predictions.csv" in results[0].stdout
 
 
+@pytest.mark.slow
 def test_the_command_fails_when_no_file_can_be_predicted(trained_run, tmp_path):
     Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
     result = predict_command(trained_run, f"IMAGES={tmp_path}")
@@ -249,6 +255,7 @@ def test_the_command_fails_when_no_file_can_be_predicted(trained_run, tmp_path):
     ("data/samples", "elsewhere", "no finished run in "),
     ("", "", "no images given: make predict IMAGES="),
 ])
+@pytest.mark.slow
 def test_the_command_reports_a_bad_path_or_run_in_one_line(trained_run, tmp_path, images, run, message):
     models = tmp_path if run == "elsewhere" else trained_run.models_dir
     images = str(tmp_path / images) if images == "missing" else str(PROJECT_ROOT / images) if images else ""
@@ -288,6 +295,7 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_size(mnist, tmp_path):
     assert np.abs(to_mnist(image) - to_mnist(mnist_on_paper(mnist["test_images"][0]))).mean() < 0.03
 
 
+@pytest.mark.slow
 def test_a_symbolic_link_loop_is_one_line(trained_run, tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")

@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib.image
@@ -16,8 +15,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from selenium.webdriver.common.by import By
 
-from conftest import QUICK, chromium, console_problems, requests_made, run_make
-from digits.notebook import HIDE_OPTION, tidy_for_report
+from digits.report.pages import HIDE_OPTION, tidy_for_report
+from helpers import QUICK, chromium, console_problems, need, requests_made, run_make, wait_until
 
 TENSORFLOW_NOTES = (
     "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -64,9 +63,14 @@ def test_the_detector_finds_network_loads():
 
 
 @pytest.fixture(scope="module")
-def book_project(finished_project) -> Path:
-    """The session's clone (under git) with its quick run rendered as the self-contained page: read only."""
-    return finished_project[0]
+def book_project(finished_project, tmp_path_factory) -> Path:
+    """A copy of the session's clone (under git) with its quick run rendered as the self-contained page, as
+    where there is no Quarto: read only."""
+    project = tmp_path_factory.mktemp("fallback") / "fallback's clone"
+    shutil.copytree(finished_project[0], project, symlinks=True)
+    result = run_make(project, "report", *QUICK, "QUARTO=no")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return project
 
 
 def current_run(project: Path) -> dict:
@@ -110,30 +114,28 @@ def test_fallback_page_is_one_self_contained_file(book_project):
     assert "This is a quick run, not a result" in page and 'class="callout' in page
 
 
-@pytest.mark.slow
-def test_make_report_leaves_git_status_clean(book_project):
-    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=book_project,
+def assert_git_status_clean(project: Path) -> None:
+    """Only the inputs the test added and what .gitignore covers: no stray files from rendering."""
+    status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=project,
                             capture_output=True, text=True, check=True).stdout
-    # Only the inputs the test added and what .gitignore covers: no stray files from rendering.
     assert [line for line in status.splitlines() if "tiny data" not in line] == []
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_make_report_leaves_git_status_clean(book_project):
+    assert_git_status_clean(book_project)
+
+
+@pytest.mark.slow
 def test_fallback_summary_shows_its_figures_and_tables_in_chromium(book_project, tmp_path):
     assert_shows_figures_and_tables(screenshot(book_project / "report" / "_book" / "index.html", tmp_path / "a.png"))
 
 
 @pytest.fixture(scope="module")
-def quarto_project(book_project, tmp_path_factory) -> Path:
-    """A copy of the clone with the same run rendered by Quarto into report/_book/."""
-    if shutil.which("quarto") is None:
-        pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the Quarto book is not tested here")
-    project = tmp_path_factory.mktemp("quarto") / "quarto's clone"
-    shutil.copytree(book_project, project, symlinks=True)
-    result = run_make(project, "report", *QUICK, "QUARTO=quarto")
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return project
+def quarto_project(finished_project) -> Path:
+    """The session's clone, its quick run rendered by Quarto as users render it (report/_book/): read only."""
+    need("quarto", how="conda-forge `quarto`, or quarto.org; see README")
+    return finished_project[0]
 
 
 @pytest.fixture(scope="module")
@@ -190,14 +192,13 @@ def test_quarto_summary_table_of_contents_lists_its_sections(quarto_book):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="Chromium is not installed (apt-get install chromium)")
 def test_quarto_summary_shows_its_figures_and_tables_in_chromium(quarto_book, tmp_path):
     assert_shows_figures_and_tables(screenshot(quarto_book / "index.html", tmp_path / "q.png"))
 
 
 @pytest.mark.slow
 def test_quarto_leaves_git_status_clean(quarto_book, quarto_project):
-    test_make_report_leaves_git_status_clean(quarto_project)
+    assert_git_status_clean(quarto_project)
 
 
 # --- The report in a browser, opened from disk with no network ------------------------------------------------
@@ -230,9 +231,9 @@ def test_the_quarto_book_works_from_disk(quarto_book, tmp_path):
         # quarto.js runs (as a classic script): the contents' highlight follows the page.
         driver.execute_script("document.getElementById('runs').scrollIntoView();")
         driver.execute_script("window.dispatchEvent(new Event('scroll'));")
-        time.sleep(1)
-        active = driver.execute_script("return document.querySelector('#TOC a.active')?.textContent.trim();")
-        assert active == "Runs"
+        wait_until(lambda: driver.execute_script(
+            "return document.querySelector('#TOC a.active')?.textContent.trim() === 'Runs';"),
+            timeout=10, what="the contents' highlight following the page to Runs")
         # Search cannot work from disk: a note says how to serve the book, and no alert is waiting.
         assert driver.find_elements(By.ID, "quarto-search") == []
         assert "make serve-report" in driver.find_element(By.CLASS_NAME, "from-disk-note").text
@@ -267,8 +268,8 @@ INJECTED = "<img src=x onerror=\"document.title='PWNED'\">"
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["no", "quarto"])
 def test_html_in_a_run_shows_as_text_and_runs_nothing(engine, book_project, tmp_path):
-    if engine == "quarto" and shutil.which("quarto") is None:
-        pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the Quarto book is not tested here")
+    if engine == "quarto":
+        need("quarto", how="conda-forge `quarto`, or quarto.org; see README")
     project = tmp_path / "clone"
     shutil.copytree(book_project, project, symlinks=True)
     (run,) = [path for path in (project / "models").glob("strided-*")]
@@ -282,7 +283,10 @@ def test_html_in_a_run_shows_as_text_and_runs_nothing(engine, book_project, tmp_
     assert result.returncode == 0, result.stdout[-3000:]
     with chromium() as driver:
         driver.get((project / "report" / "_book" / "index.html").as_uri())
-        time.sleep(1)
+        # Loaded: every image has been tried (an injected one would have run its handler by now).
+        wait_until(lambda: driver.execute_script(
+            "return document.readyState === 'complete' && Array.from(document.images).every((i) => i.complete);"),
+            timeout=10, what="the page and its images loading")
         assert driver.title != "PWNED" and driver.find_elements(By.CSS_SELECTOR, "main img[src='x']") == []
         text = driver.find_element(By.TAG_NAME, "body").text
         assert INJECTED in text and "<script>x</script>" in text  # shown as the characters they are

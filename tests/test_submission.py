@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digits.submission import SubmissionError, read_submission, score_submission, write_submission
+from digits.formats.submission import SubmissionError, read_submission, write_submission
 
 
 def test_written_submission_reads_back(tmp_path):
@@ -66,12 +66,3 @@ def test_crlf_and_bom_submission_is_accepted(tmp_path):
     path.write_bytes(b"\xef\xbb\xbfImageId,Label\r\n1,3\r\n2,4\r\n")
     np.testing.assert_array_equal(read_submission(path), [3, 4])
 
-
-def test_score_counts_matching_labels(tmp_path):
-    truth = write_submission(np.array([1, 2, 3, 4]), tmp_path / "test_labels.csv")
-    guess = write_submission(np.array([1, 2, 0, 4]), tmp_path / "submission.csv")
-    assert score_submission(guess, truth) == 0.75
-    assert score_submission(truth, truth) == 1.0
-    short = write_submission(np.array([1, 2]), tmp_path / "short.csv")
-    with pytest.raises(SubmissionError, match="2 predictions, expected 4"):
-        score_submission(short, truth)

@@ -12,14 +12,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import QUICK, clean_environment, errors, run_folder, run_make
+from helpers import QUICK, clean_environment, errors, run_folder, run_make, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -96,10 +95,8 @@ def cluster(project: Path, workers: int):
                                   cwd=project, env=environment, stdout=log.open("w"), stderr=subprocess.STDOUT)
                  for log in logs]
     try:
-        deadline = time.monotonic() + 120
-        while sum("Starting established connection" in log.read_text() for log in logs) < workers:
-            assert time.monotonic() < deadline, "\n".join(log.read_text() for log in logs)
-            time.sleep(0.5)
+        wait_until(lambda: sum("Starting established connection" in log.read_text() for log in logs) >= workers,
+                   timeout=120, what=f"{workers} worker(s) connecting to the scheduler")
         yield f"tcp://127.0.0.1:{port}", processes, logs
     finally:
         for process in [*processes, scheduler]:
@@ -135,10 +132,11 @@ def test_a_killed_worker_loses_its_run_only_and_the_next_sweep_resumes_it(fresh_
         sweeping = subprocess.Popen(command, cwd=fresh_project, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     text=True, env=clean_environment())
         started = _where_started("strided-e40-s7-b64-d", sweeping)
-        deadline = time.monotonic() + 300  # kill its worker once an epoch or more is safely kept
-        while not list(fresh_project.glob("models/strided-e40-s7-b64-d*/checkpoint/state.json")):
-            assert time.monotonic() < deadline and sweeping.poll() is None
-            time.sleep(0.2)
+        # Kill its worker once an epoch or more is safely kept.
+        wait_until(lambda: sweeping.poll() is not None
+                   or list(fresh_project.glob("models/strided-e40-s7-b64-d*/checkpoint/state.json")),
+                   timeout=300, what="a checkpoint of the long run")
+        assert sweeping.poll() is None, sweeping.communicate()
         worker = next(process for process, log in zip(processes, logs, strict=True) if worker_address(log) in started)
         worker.send_signal(signal.SIGKILL)
         stdout, stderr = sweeping.communicate(timeout=600)

@@ -6,12 +6,13 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import write_tiny_data
-from digits import records, runs
+from digits import runs
 from digits.config import ARCHITECTURES, Conv
 from digits.data import Split, split_train_validation, to_images
 from digits.model import build_model, load_model
+from digits.runs import records
 from digits.train import fit_run, recalibrate_batch_norm, save_run
+from helpers import write_tiny_data
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,7 @@ def test_unknown_architecture_lists_the_known_ones():
         build_model("nope")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_loss_falls_over_two_epochs(arch, small_train, data_dir, tmp_path):
     history = fit(small_train, tiny_run(data_dir, tmp_path, arch)).history
@@ -63,6 +65,7 @@ def test_loss_falls_over_two_epochs(arch, small_train, data_dir, tmp_path):
     assert list(history["epoch"]) == [1, 2]
 
 
+@pytest.mark.slow
 def test_same_seed_same_history_other_seed_differs(small_train, data_dir, tmp_path):
     columns = ["loss", "accuracy", "val_loss", "val_accuracy"]
     first = fit(small_train, tiny_run(data_dir, tmp_path / "a", seed=7)).history
@@ -84,6 +87,7 @@ class InterruptAtEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_interrupted_run_resumes_to_the_same_weights(arch, small_train, data_dir, tmp_path):
     straight = fit(small_train, tiny_run(data_dir, tmp_path / "straight", arch))
@@ -99,6 +103,7 @@ def test_interrupted_run_resumes_to_the_same_weights(arch, small_train, data_dir
     assert resumed.fingerprint == straight.fingerprint
 
 
+@pytest.mark.slow
 def test_checkpoint_of_other_data_is_not_resumed(small_train, data_dir, tmp_path, capsys):
     run = tiny_run(data_dir, tmp_path)
     with pytest.raises(KeyboardInterrupt):
@@ -109,6 +114,7 @@ def test_checkpoint_of_other_data_is_not_resumed(small_train, data_dir, tmp_path
     assert "discarding the checkpoint" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_finished_run_is_reused_only_with_the_same_data(small_train, data_dir, tmp_path):
     run = tiny_run(data_dir, tmp_path, epochs=1)
     first = fit(small_train, run)
@@ -152,6 +158,7 @@ def test_saved_model_loads_and_bad_files_are_clear_errors(small_train, tmp_path)
         load_model(corrupt)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ARCHITECTURES)
 def test_a_small_run_scores_far_above_chance_on_held_out_images(arch, mnist, data_dir, tmp_path):
     """Two epochs on 2,000 images, judged on 1,000 MNIST test images the network never saw, in inference mode."""

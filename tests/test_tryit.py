@@ -17,7 +17,6 @@ import re
 import socket
 import subprocess
 import tempfile
-import time
 from contextlib import contextmanager
 from itertools import pairwise
 from pathlib import Path
@@ -26,14 +25,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from conftest import (
+from helpers import (
     PROJECT_ROOT,
     chromium,
     console_problems,
     copy_project,
+    need,
     requests_made,
     run_make,
     run_pipeline,
+    wait_until,
     write_tiny_data,
 )
 
@@ -65,7 +66,7 @@ def tryit_project(tmp_path_factory, mnist) -> Path:
 
 @pytest.fixture(scope="module")
 def run(tryit_project):
-    from digits import catalog
+    from digits.runs import catalog
 
     return catalog.find("", tryit_project / "medium data", tryit_project / "models")
 
@@ -215,7 +216,7 @@ def test_the_page_loads_nothing_and_runs_no_module(tryit_project):
 
 
 def test_the_widget_reads_a_drawing_as_make_predict_reads_the_same_png(run, tmp_path):
-    from digits.widget import DigitWidget, predictor
+    from digits.report.widget import DigitWidget, predictor
 
     image = drawn("7")
     buffer = io.BytesIO()
@@ -240,8 +241,7 @@ def test_the_widget_reads_a_drawing_as_make_predict_reads_the_same_png(run, tmp_
 def test_the_quarto_chapter_reads_a_drawing(tryit_project, browser):
     from selenium.webdriver.common.by import By
 
-    if subprocess.run(["which", "quarto"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("Quarto is not installed (conda-forge `quarto`; see README): the book's chapter is not tested")
+    need("quarto", how="conda-forge `quarto`, or quarto.org; see README")
     try:
         result = run_make(tryit_project, "report", "EPOCHS=2", "DATA_DIR=medium data", "QUARTO=quarto")
         assert result.returncode == 0, result.stdout[-3000:]
@@ -300,11 +300,17 @@ class BiDi:
         return json.loads(result["result"]["value"])
 
 
+def connect(url: str) -> BiDi | None:
+    """A BiDi session at `url`, or None while nothing answers there yet."""
+    try:
+        return BiDi(url)
+    except OSError:
+        return None
+
 @contextmanager
 def firefox():
     """Headless Firefox with a fresh offline profile: (BiDi session, top-level context)."""
-    if subprocess.run(["which", "firefox"], capture_output=True, check=False).returncode != 0:
-        pytest.skip("Firefox is not installed (apt-get install firefox-esr)")
+    need("firefox", how="apt-get install firefox-esr")
     with tempfile.TemporaryDirectory(prefix="firefox-") as profile, socket.socket() as probe:
         Path(profile, "user.js").write_text("".join(f"user_pref({json.dumps(name)}, {json.dumps(value)});\n"
                                                     for name, value in FIREFOX_PREFERENCES.items()))
@@ -315,15 +321,8 @@ def firefox():
                                     f"--remote-debugging-port={port}", "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    bidi = BiDi(f"ws://127.0.0.1:{port}/session")
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
+            bidi = wait_until(lambda: connect(f"ws://127.0.0.1:{port}/session"), timeout=60,
+                              what="Firefox's WebDriver BiDi answering")
             bidi.command("session.new", capabilities={})
             bidi.command("session.subscribe", events=["log.entryAdded", "network.beforeRequestSent"])
             yield bidi, bidi.command("browsingContext.getTree")["contexts"][0]["context"]

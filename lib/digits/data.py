@@ -2,7 +2,7 @@
 
 `make data` writes (or checks) the CSVs through `prepare_data`; the notebooks
 load them as images through `load_train`, `load_test` and `load_split`. A file
-is checked and parsed once per change (digits.files.CACHE, .cache/parsed/).
+is checked and parsed once per change (`csv_values`).
 """
 
 from __future__ import annotations
@@ -15,14 +15,15 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
-from digits import files
 from digits.config import IMAGE_SIDE, N_PIXELS, SPLIT_SEED
-from digits.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, DataError, read_pixels_csv, write_csv
-from digits.files import atomic_path, sha256_of, write_text_atomic
-from digits.mnist import load_mnist
-from digits.parameters import check_validation_fraction
-from digits.paths import project_root
-from digits.submission import read_submission
+from digits.formats.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, DataError, read_pixels_csv, write_csv
+from digits.formats.mnist import load_mnist
+from digits.formats.submission import read_submission
+from digits.parameters import parse_validation_fraction
+from digits.util import files
+from digits.util.display import shown
+from digits.util.files import atomic_path, sha256_of, write_text_atomic
+from digits.util.paths import project_root
 
 PREPARED_STAMP = ".prepared.json"
 
@@ -49,70 +50,94 @@ def to_images(pixels: np.ndarray) -> np.ndarray:
     return images
 
 
-# The files this process parsed, by their stat: the notebooks of one command share a kernel, and each reads
-# train.csv or test.csv again; a file that has not changed is not parsed twice. Read-only, so no caller can
-# change what the next one gets.
-_PARSED: dict[tuple, np.ndarray] = {}
+# --- Reading the CSV files, once per change ------------------------------------------------------
+# One cache of what a CSV file holds, keyed by the file's content digest (digits.util.files.CACHE reads a file
+# again only when its size, times or inode changed): its row count beside the digest, its checked values in
+# this process, and a NumPy copy of them in the project's .cache/parsed/, named by the digests of the CSV and
+# of the values, and checked against the second before it is used.
+_IN_MEMORY: dict[tuple[str, int], np.ndarray] = {}
 
 
-def _parsed_copy(key: tuple) -> Path | None:
-    """Where the project keeps the checked values of a CSV file as it is now (.cache/parsed/), or None outside one."""
+def _rows_check(columns: list[str]) -> str:
+    """The name under which a file's row count is remembered."""
+    return f"rows of a {len(columns)}-column Kaggle CSV"
+
+
+def _values_digest(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values).data).hexdigest()[:32]
+
+
+def _parsed_folder() -> Path | None:
+    """The project's folder of parsed copies, or None outside a project."""
     try:
-        folder = project_root() / ".cache" / "parsed"
+        return project_root() / ".cache" / "parsed"
     except ValueError:
         return None
-    name = hashlib.sha256(repr(key[:2]).encode()).hexdigest()[:16]
-    return folder / f"{name}-{hashlib.sha256(repr(key).encode()).hexdigest()[:16]}.npy"
 
 
-def read_pixels_csv_once(path: str | Path, columns: list[str]) -> np.ndarray:
-    """read_pixels_csv, parsed once per change of the file: remembered by its size, times and inode, in this
-    process and in the project's cache (a NumPy copy of the values that passed the checks, read in milliseconds).
-    """
-    if not Path(path).is_file():
-        return read_pixels_csv(path, columns)  # says which file is missing, and how to get it
-    status = Path(path).stat()
-    key = (str(Path(path).absolute()), len(columns), status.st_size, status.st_mtime_ns, status.st_ctime_ns,
-           status.st_ino)
-    if key in _PARSED:
-        return _PARSED[key]
-    copy = _parsed_copy(key)
+def _load_parsed_copy(folder: Path, csv_digest: str, path: Path, columns: list[str]) -> np.ndarray | None:
+    """The parsed copy of a CSV's contents if there is one whose values match the digest in its name."""
+    for copy in sorted(folder.glob(f"{csv_digest[:32]}-{len(columns)}-*.npy")):
+        try:
+            values = np.load(copy, allow_pickle=False)
+        except (OSError, ValueError):
+            values = None
+        if (values is not None and values.dtype == np.uint8 and values.shape[1:] == (len(columns),)
+                and copy.stem.rsplit("-", 1)[1] == _values_digest(values)):
+            return values
+        print(f"{shown(copy)}: the parsed copy of {shown(path)} is damaged: parsing {path.name} again", flush=True)
+        copy.unlink(missing_ok=True)
+    return None
+
+
+def _keep_parsed_copy(folder: Path, csv_digest: str, values: np.ndarray) -> None:
+    """Write the checked values as the file's copy, replacing the copies of the file's earlier contents."""
     try:
-        values = np.load(copy) if copy else None
-    except (OSError, ValueError):
-        values = None
-    if values is None or values.dtype != np.uint8 or values.ndim != 2 or values.shape[1] != len(columns):
-        values = read_pixels_csv(path, columns)
-        if copy:
-            _keep_parsed_copy(copy, values)
-    values.flags.writeable = False
-    for older in [known for known in _PARSED if known[1] == len(columns)]:
-        del _PARSED[older]  # one file of each kind (train, test) is all a command needs
-    _PARSED[key] = values
-    return values
-
-
-def _keep_parsed_copy(copy: Path, values: np.ndarray) -> None:
-    """Write the checked values as the file's copy, replacing the copies of its earlier contents."""
-    try:
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        for older in copy.parent.glob(copy.name.split("-")[0] + "-*.npy"):
-            older.unlink(missing_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        copy = folder / f"{csv_digest[:32]}-{values.shape[1]}-{_values_digest(values)}.npy"
         with atomic_path(copy) as temporary:
             np.save(temporary, values)
     except OSError:
         pass  # a cache that cannot be written costs time later, nothing else
 
 
+def csv_values(path: str | Path, columns: list[str]) -> np.ndarray:
+    """The checked values (rows, columns) of a Kaggle-format CSV, parsed once per change of the file (read-only)."""
+    path = Path(path)
+    if not path.is_file():
+        return read_pixels_csv(path, columns)  # says which file is missing, and how to get it
+    key = (files.sha256_of(path), len(columns))
+    if key in _IN_MEMORY:
+        return _IN_MEMORY[key]
+    folder = _parsed_folder()
+    values = _load_parsed_copy(folder, key[0], path, columns) if folder else None
+    if values is None:
+        values = read_pixels_csv(path, columns)
+        if folder:
+            _keep_parsed_copy(folder, key[0], values)
+    files.CACHE.remember(path, _rows_check(columns), len(values))
+    values.flags.writeable = False  # shared by every caller in the process: nobody changes what the next one gets
+    for older in [known for known in _IN_MEMORY if known[1] == len(columns)]:
+        del _IN_MEMORY[older]  # one file of each kind (train, test) is all a command needs
+    _IN_MEMORY[key] = values
+    return values
+
+
+def csv_rows(path: str | Path, columns: list[str]) -> int:
+    """The rows of a Kaggle-format CSV that passed every check; an unchanged file is not read again."""
+    rows = files.CACHE.passed(Path(path), _rows_check(columns))
+    return rows if isinstance(rows, int) else len(csv_values(path, columns))
+
+
 def load_train(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Load train.csv: images (n, 28, 28, 1) float32 in [0, 1] and labels (n,) int64."""
-    values = read_pixels_csv_once(path, TRAIN_COLUMNS)
+    values = csv_values(path, TRAIN_COLUMNS)
     return to_images(values[:, 1:]), values[:, 0].astype(np.int64)
 
 
 def load_test(path: str | Path) -> np.ndarray:
     """Load test.csv: images (n, 28, 28, 1) float32 in [0, 1]."""
-    return to_images(read_pixels_csv_once(path, TEST_COLUMNS))
+    return to_images(csv_values(path, TEST_COLUMNS))
 
 
 def prepare_data(data_dir: str | Path) -> dict[str, object]:
@@ -128,39 +153,13 @@ def prepare_data(data_dir: str | Path) -> dict[str, object]:
             f"or remove {present[0]} so that both are written from the embedded MNIST"
         )
     if present:
-        return {"source": "existing files", "train": checked_rows(train_path, TRAIN_COLUMNS),
-                "test": checked_rows(test_path, TEST_COLUMNS)}
+        return {"source": "existing files", "train": csv_rows(train_path, TRAIN_COLUMNS),
+                "test": csv_rows(test_path, TEST_COLUMNS)}
     summary = {"source": "embedded MNIST", **write_kaggle_csvs(data_dir)}
     # Records which train.csv the embedded MNIST gave, so that runs on it need no data tag in their names.
     stamp = {**summary, "train_sha256": sha256_of(train_path)}
     write_text_atomic(data_dir / PREPARED_STAMP, json.dumps(stamp, indent=2) + "\n")
     return summary
-
-
-def checked_rows(path: Path, columns: list[str]) -> int:
-    """The rows of a Kaggle-format CSV that passed every check; it is read again only when it changed."""
-    check = f"kaggle csv of {len(columns)} columns"
-    rows = files.CACHE.passed(path, check)
-    if rows is None:
-        rows = len(read_pixels_csv_once(path, columns))
-        files.CACHE.remember(path, check, rows)
-    return rows
-
-
-def count_rows(path: Path) -> int:
-    """The data rows of a CSV file (its lines but the header), counted without parsing; 0 when it is missing."""
-    if not Path(path).is_file():
-        return 0
-    lines = files.CACHE.passed(path, "lines")
-    if lines is None:
-        lines, last = 0, b"\n"
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 24), b""):
-                lines += block.count(b"\n")
-                last = block[-1:]
-        lines += last != b"\n"
-        files.CACHE.remember(path, "lines", lines)
-    return lines - 1
 
 
 def data_tag(data_dir: Path) -> str:
@@ -211,7 +210,7 @@ def load_split(data_dir: Path, sample_size: int, validation_fraction: float) -> 
 def split_train_validation(labels: np.ndarray, fraction: float,
                            seed: int = SPLIT_SEED) -> tuple[np.ndarray, np.ndarray]:
     """Stratified, seeded split: indices of training and validation rows, each class in proportion."""
-    fraction = check_validation_fraction(fraction)
+    fraction = parse_validation_fraction(fraction)
     rng = np.random.default_rng(seed)
     validation = []
     for label in np.unique(labels):

@@ -10,13 +10,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from digits import records
-from digits.catalog import kept_runs
 from digits.config import N_CLASSES
 from digits.data import load_split, load_test, load_test_labels
-from digits.files import atomic_path, digest_of, write_frame_atomic
 from digits.model import load_model
-from digits.runs import Run, check_ready
+from digits.runs import Run, check_ready, records
+from digits.runs.catalog import kept_runs
+from digits.util.files import atomic_path, digest_of, write_frame_atomic
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -60,7 +59,7 @@ def predict_run(run: Run, images: np.ndarray) -> np.ndarray:
     """Class probabilities of a run's model, or the average of an ensemble's members."""
     check_ready(run)
     return average_probabilities([predict_probabilities(load_model(member.folder / "model.keras"), images)
-                                  for member in run.trained])
+                                  for member in run.single_runs])
 
 
 PROBABILITIES_FILE = "test_probabilities.npz"
@@ -68,7 +67,7 @@ PROBABILITIES_FILE = "test_probabilities.npz"
 
 def _source_of_probabilities(run: Run) -> str:
     """What stored test probabilities were made from: the models and test.csv, by content."""
-    return digest_of(*(member.folder / "model.keras" for member in run.trained), run.data_dir / "test.csv")
+    return digest_of(*(member.folder / "model.keras" for member in run.single_runs), run.data_dir / "test.csv")
 
 
 def save_test_probabilities(run: Run, probabilities: np.ndarray) -> None:
@@ -125,7 +124,7 @@ def evaluate_run(run: Run) -> RunEvaluation:
     test_images = load_test(run.data_dir / "test.csv")
     test_labels = load_test_labels(run.data_dir, len(test_images))
     rows, validation_probabilities, test_probabilities = [], [], []
-    for member in run.trained:
+    for member in run.single_runs:
         trained = load_model(member.folder / "model.keras")
         validation_probabilities.append(predict_probabilities(trained, split.validation_images))
         test_probabilities.append(predict_probabilities(trained, test_images))

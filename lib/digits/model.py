@@ -20,9 +20,9 @@ from digits.config import (
     Layer,
     MaxPool,
 )
-from digits.display import shown
-from digits.parameters import check_arch
-from digits.records import check_model_file
+from digits.parameters import parse_arch
+from digits.runs.records import check_model_file
+from digits.util.display import shown
 
 INPUT_SHAPE = (IMAGE_SIDE, IMAGE_SIDE, 1)
 
@@ -61,7 +61,7 @@ def keras_layers(layer: Layer, final: bool = False) -> list[layers.Layer]:
 
 def build_model(arch: str, augment: bool | None = None, precision: str = "float32") -> keras.Sequential:
     """Build an architecture by name; `augment` None follows its recipe; `precision` is Keras's dtype policy."""
-    check_arch(arch)
+    parse_arch(arch)
     augment = RECIPES[arch].augment if augment is None else augment
     described = ARCHITECTURES[arch]
     previous = keras.mixed_precision.global_policy()

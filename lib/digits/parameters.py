@@ -1,6 +1,6 @@
-"""Parameters: every value a user can give, defined once: name, default, check and help.
+"""Parameters: every value a user can give, defined once: name, default, parser and help.
 
-`make all EPOCHS=30` gives EPOCHS; digits.commandline reads it from make's
+`make all EPOCHS=30` gives EPOCHS; digits.pipeline.commandline reads it from make's
 command line. Unset (empty on the make command line, None in Python and in the notebooks)
 means the default: for EPOCHS, BATCH_SIZE and AUGMENT, the architecture's
 recipe (digits.config.RECIPES).
@@ -39,39 +39,39 @@ def whole_number(name: str, value: Any, low: int, high: int) -> int:
     return int(text)
 
 
-# --- Checks: each returns the value converted, or raises ValueError naming the parameter ----------------
+# --- Parsers: each returns the value checked and converted, or raises ValueError naming the parameter ----------------
 
 
-def check_arch(value: Any) -> str:
+def parse_arch(value: Any) -> str:
     """Architecture name: one of ARCHITECTURES."""
     if value not in ARCHITECTURES:
         raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {value!r}")
     return value
 
 
-def check_epochs(value: Any) -> int | None:
+def parse_epochs(value: Any) -> int | None:
     """Epochs: unset (the recipe's) or 1..MAX_EPOCHS."""
     return None if unset(value) else whole_number("epochs", value, 1, MAX_EPOCHS)
 
 
-def check_batch_size(value: Any) -> int | None:
+def parse_batch_size(value: Any) -> int | None:
     """Batch size: unset (the recipe's) or 1..MAX_BATCH_SIZE."""
     return None if unset(value) else whole_number("batch_size", value, 1, MAX_BATCH_SIZE)
 
 
-def check_seed(value: Any) -> int:
+def parse_seed(value: Any) -> int:
     """Random seed: 0..2**31-1."""
     return whole_number("seed", value, 0, 2**31 - 1)
 
 
-def check_sample_size(value: Any) -> int:
+def parse_sample_size(value: Any) -> int:
     """Sample size: 0 (all rows), or at least 20 rows (two per class)."""
     if unset(value) or (isinstance(value, (int, str)) and str(value).strip() == "0"):
         return 0
     return whole_number("sample_size", value, 20, 10**9)
 
 
-def check_validation_fraction(value: Any) -> float:
+def parse_validation_fraction(value: Any) -> float:
     """Validation fraction: a number above 0 and at most 0.5."""
     try:
         fraction = float(value)
@@ -85,21 +85,12 @@ def check_validation_fraction(value: Any) -> float:
 SWITCH_WORDS = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
 
 
-def check_augment(value: Any) -> bool | None:
-    """Augmentation switch: unset (the recipe's), on or off."""
-    if unset(value) or isinstance(value, bool):
-        return None if unset(value) else value
-    if str(value).strip().lower() not in SWITCH_WORDS:
-        raise ValueError(f"augment must be on or off (empty: the recipe's), got {value!r}")
-    return SWITCH_WORDS[str(value).strip().lower()]
-
-
-def check_ensemble(value: Any) -> int:
+def parse_ensemble(value: Any) -> int:
     """Ensemble size: 1 (a single run) to MAX_ENSEMBLE runs with consecutive seeds."""
     return 1 if unset(value) else whole_number("ensemble", value, 1, MAX_ENSEMBLE)
 
 
-def check_path(name: str, value: Any) -> Path:
+def parse_path(name: str, value: Any) -> Path:
     """A path given as text; ValueError naming the parameter when it is empty, holds a NUL or is a link loop."""
     if unset(value) or "\0" in str(value):
         raise ValueError(f"{name} must be a path, got {str(value)!r}")
@@ -111,38 +102,38 @@ def check_path(name: str, value: Any) -> Path:
     return path
 
 
-def check_text(name: str) -> Callable[[Any], str]:
+def parse_text(name: str) -> Callable[[Any], str]:
     """A check for free text (a run name, a command): anything but a NUL character."""
-    def check(value: Any) -> str:
+    def parse(value: Any) -> str:
         text = "" if value is None else str(value)
         if "\0" in text:
             raise ValueError(f"{name} must not hold a NUL character")
         return text
-    return check
+    return parse
 
 
-def check_switch(name: str) -> Callable[[Any], bool | None]:
-    """A check for yes/no (empty: the default)."""
-    def check(value: Any) -> bool | None:
+def parse_switch(name: str, empty: str = "the default") -> Callable[[Any], bool | None]:
+    """A parser for a yes/no switch (on/off, true/false, 1/0 too); unset is None, which means `empty`."""
+    def parse(value: Any) -> bool | None:
         if unset(value) or isinstance(value, bool):
             return None if unset(value) else value
         if str(value).strip().lower() not in SWITCH_WORDS:
-            raise ValueError(f"{name} must be yes or no, got {value!r}")
+            raise ValueError(f"{name} must be on or off (yes or no; empty: {empty}), got {value!r}")
         return SWITCH_WORDS[str(value).strip().lower()]
-    return check
+    return parse
 
 
-def check_port(value: Any) -> int | None:
+def parse_port(value: Any) -> int | None:
     """A TCP port for JupyterLab: unset (the first free one from 8888) or 1024..65535."""
     return None if unset(value) else whole_number("port", value, 1024, 65535)
 
 
-def check_workers(value: Any) -> int | None:
+def parse_workers(value: Any) -> int | None:
     """Runs trained at once on this machine: unset (one per two cores) or 1..64."""
     return None if unset(value) else whole_number("workers", value, 1, 64)
 
 
-def check_address(value: Any) -> str:
+def parse_address(value: Any) -> str:
     """A Dask scheduler's address (tcp://host:port), or unset for a cluster on this machine."""
     text = "" if unset(value) else str(value).strip()
     if text and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?|[\w.-]+:\d+", text):
@@ -150,7 +141,7 @@ def check_address(value: Any) -> str:
     return text
 
 
-def check_gpu(value: Any) -> bool:
+def parse_gpu(value: Any) -> bool:
     """GPU=1 (TensorFlow with CUDA) or unset."""
     if unset(value) or str(value).strip() == "1":
         return not unset(value)
@@ -166,7 +157,7 @@ class Parameter:
 
     name: str
     default: Any  # None: unset
-    check: Callable[[Any], Any]
+    parse: Callable[[Any], Any]  # the value checked and converted, or ValueError naming the parameter
     help: str
     group: str  # run | folders | choice | tools | lab | setup
     label: str = ""  # prefix of its part in the run folder's name ("" = never part of the name)
@@ -198,42 +189,43 @@ class Parameter:
 
 
 PARAMETERS_LIST = (
-    Parameter("arch", "strided", check_arch,
+    Parameter("arch", "strided", parse_arch,
               "the network: strided, wide (1.5 times the filters, half the speed) or baseline (the original "
               "write-up's CNN)", "run", always_named=True),
-    Parameter("epochs", None, check_epochs, "passes over the training data", "run", label="e", always_named=True),
-    Parameter("seed", 42, check_seed, "random seed: the same seed gives the same numbers", "run", label="s",
+    Parameter("epochs", None, parse_epochs, "passes over the training data", "run", label="e", always_named=True),
+    Parameter("seed", 42, parse_seed, "random seed: the same seed gives the same numbers", "run", label="s",
               always_named=True),
-    Parameter("batch_size", None, check_batch_size, "images per training step", "run", label="b"),
-    Parameter("sample_size", 0, check_sample_size, "train on the first N rows of train.csv (0: all)", "run",
+    Parameter("batch_size", None, parse_batch_size, "images per training step", "run", label="b"),
+    Parameter("sample_size", 0, parse_sample_size, "train on the first N rows of train.csv (0: all)", "run",
               label="n"),
-    Parameter("validation_fraction", 0.1, check_validation_fraction,
+    Parameter("validation_fraction", 0.1, parse_validation_fraction,
               "share of rows held out for validation (the same rows for every seed)", "run", label="v"),
-    Parameter("augment", None, check_augment, "random rotation, zoom and shift: on or off", "run", label="aug"),
-    Parameter("ensemble", 1, check_ensemble, "train N runs with seeds SEED..SEED+N-1 and average them", "run"),
-    Parameter("data_dir", "data", lambda value: check_path("data_dir", value),
+    Parameter("augment", None, parse_switch("augment", "the recipe's"), "random rotation, zoom and shift: on or off",
+              "run", label="aug"),
+    Parameter("ensemble", 1, parse_ensemble, "train N runs with seeds SEED..SEED+N-1 and average them", "run"),
+    Parameter("data_dir", "data", lambda value: parse_path("data_dir", value),
               "folder holding train.csv and test.csv", "folders"),
-    Parameter("models_dir", "models", lambda value: check_path("models_dir", value),
+    Parameter("models_dir", "models", lambda value: parse_path("models_dir", value),
               "folder of the runs (made if missing)", "folders"),
-    Parameter("run", "", check_text("run"),
+    Parameter("run", "", parse_text("run"),
               "a kept run by name, for report, notebooks, predict and kaggle-submit (empty: the latest)", "choice"),
-    Parameter("images", "", lambda value: "" if unset(value) else str(check_path("images", value)),
+    Parameter("images", "", lambda value: "" if unset(value) else str(parse_path("images", value)),
               "make predict: an image file or a folder of them", "choice"),
-    Parameter("quarto", "quarto", check_text("quarto"),
+    Parameter("quarto", "quarto", parse_text("quarto"),
               "the Quarto command for the report; no: the self-contained page without Quarto", "tools"),
-    Parameter("kaggle", "", check_text("kaggle"), "the Kaggle command (empty: the environment's own)", "tools"),
-    Parameter("port", None, check_port,
+    Parameter("kaggle", "", parse_text("kaggle"), "the Kaggle command (empty: the environment's own)", "tools"),
+    Parameter("port", None, parse_port,
               "make lab: the port (empty: the first free one from 8888); make serve-report: the port (empty: 8000)",
               "lab"),
-    Parameter("browser", None, check_switch("browser"), "make lab: open a browser, yes or no", "lab"),
-    Parameter("workers", None, check_workers,
+    Parameter("browser", None, parse_switch("browser"), "make lab: open a browser, yes or no", "lab"),
+    Parameter("workers", None, parse_workers,
               "make sweep and ENSEMBLE: runs trained at once on this machine (empty: one per two cores)", "sweep"),
-    Parameter("dask_scheduler_address", "", check_address,
+    Parameter("dask_scheduler_address", "", parse_address,
               "make sweep and ENSEMBLE: a Dask cluster's scheduler, tcp://host:8786 (empty: this machine)", "sweep"),
-    Parameter("force", None, check_switch("force"), "make sweep: FORCE=1 sweeps more than 100 runs", "sweep"),
-    Parameter("venv", ".venv", lambda value: check_path("venv", value),
+    Parameter("force", None, parse_switch("force"), "make sweep: FORCE=1 sweeps more than 100 runs", "sweep"),
+    Parameter("venv", ".venv", lambda value: parse_path("venv", value),
               "the environment's folder (a conda one: VENV=$CONDA_PREFIX)", "setup"),
-    Parameter("gpu", None, check_gpu, "GPU=1: TensorFlow with CUDA (Linux), from requirements-gpu.lock", "setup"),
+    Parameter("gpu", None, parse_gpu, "GPU=1: TensorFlow with CUDA (Linux), from requirements-gpu.lock", "setup"),
 )
 PARAMETERS = {parameter.name: parameter for parameter in PARAMETERS_LIST}
 RUN_PARAMETERS = tuple(parameter for parameter in PARAMETERS_LIST if parameter.group == "run")
@@ -242,21 +234,26 @@ GROUP_TITLES = {"run": "The run", "folders": "Folders", "choice": "Choosing a ru
                 "setup": "The environment (read by make itself)"}
 
 
-def check_parameters(**given: Any) -> dict[str, Any]:
-    """Check every given parameter; return them converted, or raise ValueError on the first bad one."""
+def parse_parameters(**given: Any) -> dict[str, Any]:
+    """Every given parameter checked and converted; ValueError naming the first bad one."""
     unknown = sorted(set(given) - set(PARAMETERS))
     if unknown:
         raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; known: {', '.join(PARAMETERS)}")
-    return {name: PARAMETERS[name].check(value) for name, value in given.items()}
+    return {name: PARAMETERS[name].parse(value) for name, value in given.items()}
 
 
-def check_list(parameter: Parameter, text: Any) -> list[str]:
-    """The values of a comma list for a run parameter (as `make sweep` takes them), each checked; ValueError
-    naming the bad one and the list it is in."""
-    values = [value.strip() for value in str(text).split(",")]
-    for value in values:
+def parse_list(parameter: Parameter, text: Any) -> list[Any]:
+    """The parsed values of a comma list of a run parameter (as `make sweep` takes them), each once and in order;
+    ValueError naming a bad or empty item and the list it is in."""
+    items = [item.strip() for item in str(text).split(",")]
+    values: list[Any] = []
+    for item in items:
         try:
-            parameter.check(value)
+            if len(items) > 1 and not item:
+                raise ValueError(f"{parameter.name} has an empty item")
+            value = parameter.parse(item)
         except ValueError as error:
-            raise ValueError(f"{error} (in {parameter.variable}={text})" if len(values) > 1 else str(error)) from None
+            raise ValueError(f"{error} (in {parameter.variable}={text})" if len(items) > 1 else str(error)) from None
+        if value not in values:
+            values.append(value)
     return values

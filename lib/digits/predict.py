@@ -41,12 +41,11 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from digits import records
 from digits.config import IMAGE_SIDE
-from digits.display import shown
-from digits.files import atomic_path, write_frame_atomic
 from digits.plots import FIGURE_WIDTH
-from digits.runs import Run
+from digits.runs import Run, records
+from digits.util.display import shown
+from digits.util.files import atomic_path, write_frame_atomic
 
 BOX_SIDE = 20  # MNIST fits each digit into a 20x20 box ...
 CENTRE = IMAGE_SIDE // 2  # ... and puts its centre of mass at row 14, column 14 (its digits average 14.0, 14.0)

@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from digits import records, runs
+from digits import runs
 from digits.config import CALIBRATION_IMAGES, N_CLASSES, TrainingPlan
 from digits.data import Split, load_split
-from digits.display import shown
-from digits.files import atomic_path, write_frame_atomic, write_text_atomic
 from digits.model import build_model, load_model
-from digits.runs import Run
+from digits.runs import Run, records
+from digits.util.display import shown
+from digits.util.files import atomic_path, write_frame_atomic, write_text_atomic
 
 # --- The training loop ------------------------------------------------------------------------------
 
@@ -201,8 +201,8 @@ def _restore_checkpoint(checkpoint: Path, key: str, precision: str) -> tuple[ker
         state = json.loads((checkpoint / "state.json").read_text())
         if state.get("fingerprint") != key:
             raise ValueError("a checkpoint of a run with other parameters or data")
-        if state.get("precision", "float32") != precision:
-            raise ValueError(f"a checkpoint computed in {state.get('precision', 'float32')}, not {precision}")
+        if state.get("precision") != precision:
+            raise ValueError(f"a checkpoint computed in {state.get('precision')}, not {precision}")
         return load_model(checkpoint / "model.keras"), state["history"]
     except FileNotFoundError:
         pass
@@ -297,7 +297,7 @@ def run_metrics(run: Run, result: TrainingResult, split: Split) -> dict:
         "val_loss": float(last["val_loss"]),
         "fingerprint": result.fingerprint,
         "precision": result.plan.precision,
-        # Where it trained: this machine, or a sweep's worker (digits.executor says which, host and address).
+        # Where it trained: this machine, or a sweep's worker (digits.pipeline.workers says which, host and address).
         "trained_on": os.environ.get("DIGITS_TRAINED_ON") or socket.gethostname(),
         "threads": int(os.environ.get("TF_NUM_INTRAOP_THREADS") or os.cpu_count() or 1),
         **versions(),
@@ -328,9 +328,9 @@ def save_run(run: Run, result: TrainingResult, split: Split) -> None:
 def train_run(run: Run, split: Split | None = None, precision: str | None = None) -> dict[str, pd.DataFrame]:
     """Train the run, or each member of an ensemble (or reuse them); return each trained run's history by name."""
     split = split or load_split(run.data_dir, run.sample_size, run.validation_fraction)
-    runs.start(run)
+    runs.create_folder(run)
     histories = {}
-    for member in run.trained:
+    for member in run.single_runs:
         if run.members:
             print(f"--- member {member.name} ({len(histories) + 1} of {run.ensemble})", flush=True)
         result = fit_run(member, split, precision=precision)

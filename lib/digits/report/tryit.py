@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from digits import predict, runs
-from digits.display import shown
-from digits.files import write_text_atomic
 from digits.runs import Run
+from digits.util.display import shown
+from digits.util.files import write_text_atomic
 
 WEB = Path(__file__).resolve().parent / "web"
 CHAPTER = "try-it.qmd"  # the book's chapter (written by make report)
@@ -89,7 +89,7 @@ def write_model(run: Run, target: Path) -> None:
     """Write the page's JSON for a run (its network, the weights of its members, the preparation) to `target`."""
     from digits.model import load_model  # TensorFlow: in the kernel that evaluated the run, when there is one
 
-    models = [load_model(member.folder / "model.keras") for member in run.trained]
+    models = [load_model(member.folder / "model.keras") for member in run.single_runs]
     data = json.dumps({"run": run.name, **export(models)}, separators=(",", ":")).replace("<", "\\u003c")
     write_text_atomic(target, data)
 
@@ -101,7 +101,7 @@ def write_model_of(folder: str, data_dir: str, target: str) -> None:
 
 def section_html(run: Run, metrics: dict, data: str) -> str:
     """The "Try it" section for a run: what it is, the pad, and every script it needs (and `data`), inline."""
-    from digits import records
+    from digits.runs import records
 
     accuracy = metrics.get("test_accuracy") or metrics["val_accuracy"]
     scored = "test" if metrics.get("test_accuracy") is not None else "validation"

@@ -16,10 +16,10 @@ from typing import Any
 
 import pandas as pd
 
-from digits import files
 from digits.config import RECIPES
-from digits.display import shown
-from digits.files import write_text_atomic
+from digits.util import files
+from digits.util.display import shown
+from digits.util.files import write_text_atomic
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 # A run this far (or more) below its recipe's full-data validation accuracy is called a quick run.
@@ -110,7 +110,7 @@ def record_scores(run_dir: Path, **scores: Any) -> dict:
 def check_model_file(path: Path) -> None:
     """Raise ValueError naming `path` unless it is a complete Keras archive (every member's CRC checked).
 
-    An archive that passed and has not changed since (digits.files.CACHE) is not read again.
+    An archive that passed and has not changed since (digits.util.files.CACHE) is not read again.
     """
     if not path.is_file():
         raise ValueError(f"{shown(path)}: missing")

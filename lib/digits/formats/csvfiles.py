@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from digits.config import N_CLASSES, N_PIXELS
-from digits.display import shown
-from digits.files import atomic_path
+from digits.util.display import shown
+from digits.util.files import atomic_path
 
 PIXEL_COLUMNS = [f"pixel{index}" for index in range(N_PIXELS)]
 TRAIN_COLUMNS = ["label", *PIXEL_COLUMNS]

@@ -4,7 +4,7 @@ A sweep's runs and an ensemble's members are independent folders, each with a
 lock, so they go to Dask's distributed scheduler as they are: a local cluster of
 WORKERS processes by default (each training one run at a time with its share of
 the cores), or the cluster at DASK_SCHEDULER_ADDRESS. On the worker, a task is
-the training step of `make all` for one run (digits.steps.train_member): the
+the training step of `make all` for one run (digits.pipeline.steps.train_member): the
 same folder, files and executed notebook, reused when finished, resumed from its
 last epoch when it was interrupted.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digits.notebook import threads_per_run
+from digits.pipeline.kernel import share_of_cores
 from digits.runs import Run
 
 TOPIC = "digits-training"  # the workers' messages to the command that sent them work
@@ -30,7 +30,7 @@ TOPIC = "digits-training"  # the workers' messages to the command that sent them
 
 def default_workers() -> int:
     """As many runs at once as the cores allow without slowing each other down: one per two cores."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    return share_of_cores(2)
 
 
 @dataclass
@@ -49,9 +49,12 @@ def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, An
     """On a worker: train one run as `make all` would (or find it finished); return what happened."""
     from distributed import get_worker
 
-    from digits import files, records, runs, steps
-    from digits.kernel import quiet_tensorflow_start_up
-    from digits.notebook import SharedKernel
+    from digits import runs
+    from digits.pipeline import steps
+    from digits.pipeline.kernel import quiet_tensorflow_start_up
+    from digits.pipeline.notebooks import SharedKernel
+    from digits.runs import records
+    from digits.util import files
 
     worker = get_worker()
     where = f"{socket.gethostname()} {worker.address}"
@@ -63,7 +66,7 @@ def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, An
     started = time.perf_counter()
     kernel = SharedKernel(project_path or Path.cwd(), threads)  # this worker's share of the cores
     try:
-        with files.exclusive_lock(runs.training_lock(run), holder=f"another command training {run.name}"):
+        with files.exclusive_lock(runs.training_lock(run.folder), holder=f"another command training {run.name}"):
             trained = steps.train_member(project_path or Path.cwd(), run.data_dir, run, kernel, may_train=True)
     finally:
         kernel.close()
@@ -104,7 +107,7 @@ class Executor:
 
     def threads_per_run(self) -> int:
         """Each worker's share of its machine's cores (0 on a cluster's machines: TensorFlow's own choice there)."""
-        return threads_per_run(self.workers) if self.cluster is not None else 0
+        return share_of_cores(self.workers) if self.cluster is not None else 0
 
     def train(self, project: Path, data_dir: Path, models_dir: Path, members: Iterable[Run],
               say: Callable[[str], None] = print) -> list[Outcome]:

@@ -1,36 +1,27 @@
-"""Report: the summary page of a run, then the HTML book with Quarto (or the self-contained page of digits.fallback).
+"""Summary: the report's first page for a run (report/_summary.md): its numbers, the runs table and figures.
 
-`render_report` copies the run's executed notebooks into report/notebooks/,
-writes report/_summary.md (the run's numbers and the table of all runs), the
-runs figure and report/_chapters.yml (the book's chapters, in the pipeline's
-order), then renders report/ as a Quarto book (report/_quarto.yml) from the
-notebooks' stored outputs. Every value that reaches the page is escaped.
+Every value that reaches the page is escaped (digits.util.display.markdown_text).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
-import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from digits import book, catalog, records, tryit
-from digits.display import markdown_table, markdown_text, percent, shown
-from digits.files import atomic_path, digest_of, remove_stale_partials, write_frame_atomic, write_text_atomic
 from digits.parameters import RUN_PARAMETERS
-from digits.runs import Run
+from digits.runs import Run, catalog, records
+from digits.util.display import markdown_table, markdown_text, percent
+from digits.util.files import atomic_path, write_frame_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    import nbformat
+    pass
 
 RUNS_FIGURE = "runs-accuracy.png"
 SWEEP_FIGURE = "runs-sweep.png"
-CHAPTERS_FILE = "_chapters.yml"
 # Short headers, so that the runs table fits the page's text column.
 RUNS_TABLE_HEADERS = {"val_accuracy": "validation", "test_accuracy": "test", "train_minutes": "minutes",
                       "images_per_second": "images/s", "finished_at": "finished", "quick": ""}
@@ -73,7 +64,7 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
     rows = [[name, metrics.get(name)] for name in names]
     rows += [[f"{name} version", metrics.get(f"{name}_version")] for name in ("python", "tensorflow", "keras")]
     rows += [["trained on", metrics.get("device", "not recorded")],
-             ["precision", metrics.get("precision", "float32")],  # runs from before bfloat16 trained in float32
+             ["precision", metrics.get("precision")],
              ["threads", metrics.get("threads", "not recorded")]]
     rows = [[name, "all" if name == "sample_size" and not value else value] for name, value in rows]
     parts += ["## Run parameters and versions", "", markdown_table(["parameter", "value"], rows), "",
@@ -151,87 +142,3 @@ def write_summary(report_dir: Path, run: Run, table: pd.DataFrame) -> None:
     if submission.is_file():
         with atomic_path(report_dir / "submission.csv") as temporary:
             shutil.copyfile(submission, temporary)
-
-
-# --- Rendering ---------------------------------------------------------------------------
-
-
-def render_quarto(report_dir: Path, quarto: str) -> Path:
-    """Render the book with Quarto (`quarto render report/`), finished to work from disk; return the entry page."""
-    subprocess.run([quarto, "render", str(report_dir), "--quiet"], check=True)
-    book.finish_book(report_dir / "_book")
-    return report_dir / "_book" / "index.html"
-
-
-def html_as_raw_markdown(notebook: nbformat.NotebookNode) -> None:
-    """Turn HTML outputs (pandas tables, the Keras summary) into raw-HTML markdown outputs, in place.
-
-    Quarto adds require.js and jQuery from a CDN to any page with a text/html
-    output, for JavaScript widgets these notebooks do not have; a markdown output
-    holding the same HTML renders the same and loads nothing.
-    """
-    for cell in notebook.cells:
-        for output in cell.get("outputs", []):
-            html_output = output.get("data", {}).pop("text/html", None)
-            if html_output is not None:
-                text = "".join(html_output) if isinstance(html_output, list) else html_output
-                output["data"]["text/markdown"] = f"```{{=html}}\n{text}\n```"
-
-
-def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run: Run, table: pd.DataFrame, engine: str,
-                   extra: str) -> str:
-    """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
-    files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
-             run.folder / "evaluation.csv", run.folder / "submission.csv",
-             *(member.folder / "model.keras" for member in run.trained)]  # the weights of the "Try it" page
-    # The metrics the report shows: all but the seconds of the last command's steps, written after it renders.
-    metrics = {key: value for key, value in records.read_metrics(run.folder).items() if key != "step_seconds"}
-    parts = [digest_of(*files), json.dumps(metrics, sort_keys=True), table.to_csv(index=False), engine, extra,
-             " ".join(notebooks)]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
-def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto: str | None,
-                  extra_inputs: str = "", write_model: Callable[[Run, Path], None] = tryit.write_model) -> Path:
-    """Copy the chapters' notebooks in, write the summary, and render with Quarto when given, else the fallback.
-
-    Nothing is done when the report on disk was rendered from the same inputs (its stamp says which).
-    `write_model` writes the Try it page's weights (it loads TensorFlow: the pipeline asks a running kernel).
-    """
-    for path in notebooks.values():
-        if not path.is_file():
-            raise ValueError(f"{shown(path)}: missing; run `make notebooks` first")
-    entry, stamp = report_dir / "_book" / "index.html", report_dir / "_book" / ".inputs"
-    table = catalog.runs_table(run.models_dir, run.data_dir)
-    inputs = _report_inputs(report_dir, notebooks, run, table, quarto or "fallback", extra_inputs)
-    if entry.is_file() and stamp.is_file() and stamp.read_text() == inputs:
-        return entry
-    import nbformat
-
-    from digits import fallback
-
-    for folder in (report_dir, report_dir / "notebooks", report_dir / "_book"):
-        remove_stale_partials(folder)
-    (report_dir / "notebooks").mkdir(exist_ok=True)
-    for name, path in notebooks.items():
-        notebook = nbformat.read(path, as_version=4)
-        if quarto:
-            html_as_raw_markdown(notebook)
-        with atomic_path(report_dir / "notebooks" / f"{name}.ipynb") as temporary:
-            nbformat.write(notebook, temporary)
-    write_model(run, report_dir / tryit.MODEL_FILE)
-    tryit.write_chapter(report_dir, run, records.read_metrics(run.folder))
-    chapters = ["index.qmd", *(f"notebooks/{name}.ipynb" for name in notebooks), tryit.CHAPTER]
-    write_text_atomic(report_dir / CHAPTERS_FILE,
-                      "# Written by make report, in the pipeline's order.\nbook:\n  chapters:\n"
-                      + "".join(f"    - {chapter}\n" for chapter in chapters))
-    write_summary(report_dir, run, table)
-    if quarto:
-        entry = render_quarto(report_dir, quarto)
-        # Quarto leaves an empty folder for the summary's embedded figures in the source tree.
-        if (report_dir / "index_files").is_dir() and not any((report_dir / "index_files").rglob("*")):
-            (report_dir / "index_files").rmdir()
-    else:
-        entry = fallback.render(report_dir, list(notebooks))
-    write_text_atomic(stamp, inputs)
-    return entry

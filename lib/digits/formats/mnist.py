@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from digits.csvfiles import DataError
-from digits.display import shown
-from digits.paths import raw_mnist_dir
+from digits.formats.csvfiles import DataError
+from digits.util.display import shown
+from digits.util.paths import raw_mnist_dir
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",

@@ -9,9 +9,12 @@
 
 Everything that needs a run (the pipeline, the training notebook under papermill
 or by hand in JupyterLab, evaluation, submission, prediction, the report) gets
-a `Run` from `resolve` (parameters to a run) or `find` (a kept run by name, or
-the latest for the data in DATA_DIR), so no two places can disagree on its name,
-folder or recipe. Nothing here imports TensorFlow.
+a `Run` from `resolve` (parameters to a run, here) or `catalog.find` (a kept run
+by name, or the latest for the data in DATA_DIR), so no two places can disagree
+on its name, folder or recipe. `records` checks a run's files before any use.
+
+The subpackage imports digits.util and the layer of digits.config, digits.parameters,
+digits.formats and digits.data; nothing here imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -26,13 +29,14 @@ from typing import Any
 
 import pandas as pd
 
-from digits import records
 from digits.config import RECIPES, TrainingPlan
-from digits.data import count_rows, data_tag
-from digits.display import shown
-from digits.files import write_text_atomic
-from digits.parameters import RUN_PARAMETERS, check_parameters, check_path
-from digits.paths import project_path
+from digits.data import csv_rows, data_tag
+from digits.formats.csvfiles import TRAIN_COLUMNS
+from digits.parameters import RUN_PARAMETERS, parse_parameters, parse_path
+from digits.runs import records
+from digits.util.display import shown
+from digits.util.files import write_text_atomic
+from digits.util.paths import project_path
 
 RUN_FILE = "run.json"
 # In every run.json this project writes, beside the run's own name: what `make clean-models` looks for.
@@ -65,8 +69,8 @@ class Run:
         return len(self.members) or 1
 
     @property
-    def trained(self) -> tuple[Run, ...]:
-        """The runs whose models predict for it: its members, or the run itself."""
+    def single_runs(self) -> tuple[Run, ...]:
+        """The single runs whose models predict for it: an ensemble's members, or the run itself."""
         return self.members or (self,)
 
     @property
@@ -114,7 +118,7 @@ def run_name(values: Mapping[str, Any], tag: str = "", ensemble: int = 1) -> str
 
     Only what differs from the defaults is named, besides the architecture, epochs and seed.
     """
-    defaults = resolved_values(check_parameters(**({p.name: p.default for p in RUN_PARAMETERS} | {"arch": values["arch"]})))
+    defaults = resolved_values({p.name: p.default for p in RUN_PARAMETERS} | {"arch": values["arch"]})
     parts = [values["arch"]]
     for parameter in RUN_PARAMETERS:
         if parameter.label and (parameter.always_named or values[parameter.name] != defaults[parameter.name]):
@@ -135,33 +139,36 @@ def _build(values: Mapping[str, Any], data_dir: Path, models_dir: Path, tag: str
 
 def folders(given: Mapping[str, Any]) -> tuple[Path, Path]:
     """DATA_DIR and MODELS_DIR as absolute paths (relative ones are relative to the project)."""
-    return tuple(project_path(check_path(name, given.get(name) or default)).absolute()
+    return tuple(project_path(parse_path(name, given.get(name) or default)).absolute()
                  for name, default in (("data_dir", "data"), ("models_dir", "models")))
 
 
 def resolve(given: Mapping[str, Any]) -> Run:
-    """The run that the given parameters (the unset ones from the defaults and the recipe) define on DATA_DIR's data.
+    """The run that the given parameters define, each value parsed here (what a notebook is given).
 
-    `given` may hold any run parameter and data_dir and models_dir; ValueError names a bad value, or a
-    sample larger than the data.
+    `given` may hold any run parameter and data_dir and models_dir; ValueError names a bad value.
     """
-    checked = check_parameters(**{p.name: given.get(p.name, p.default) for p in RUN_PARAMETERS})
-    data_dir, models_dir = folders(given)
-    values = resolved_values(checked)
+    parsed = parse_parameters(**{p.name: given.get(p.name, p.default) for p in RUN_PARAMETERS})
+    return resolve_parsed(parsed, *folders(given))
+
+
+def resolve_parsed(parsed: Mapping[str, Any], data_dir: Path, models_dir: Path) -> Run:
+    """The run that parsed run parameters (the unset ones from the recipe) define on DATA_DIR's data, in MODELS_DIR;
+    ValueError for a sample larger than the data."""
+    values = resolved_values(parsed)
     train_csv = data_dir / "train.csv"
-    if values["sample_size"] and values["sample_size"] > count_rows(train_csv):
-        raise ValueError(f"sample_size {values['sample_size']:,} is more than the {count_rows(train_csv):,} rows "
-                         f"of {shown(train_csv)}")
-    return _build(values, data_dir, models_dir, data_tag(data_dir), checked["ensemble"])
+    if values["sample_size"] and values["sample_size"] > (rows := csv_rows(train_csv, TRAIN_COLUMNS)):
+        raise ValueError(f"sample_size {values['sample_size']:,} is more than the {rows:,} rows of {shown(train_csv)}")
+    return _build(values, data_dir, models_dir, data_tag(data_dir), parsed["ensemble"])
 
 
 # --- The run's folder: run.json ---------------------------------------------------------------------------
 
 
-def start(run: Run) -> None:
+def create_folder(run: Run) -> None:
     """Create the run's folder (and its members') and record it in run.json if it is new."""
     for member in run.members:
-        start(member)
+        create_folder(member)
     run.folder.mkdir(parents=True, exist_ok=True)
     if (run.folder / RUN_FILE).is_file():
         return
@@ -173,12 +180,12 @@ def start(run: Run) -> None:
     write_text_atomic(run.folder / RUN_FILE, json.dumps(record, indent=2) + "\n")
 
 
-def training_lock(run: Run) -> Path:
-    """The lock a command holds while it trains the run: two commands never train the same run at once."""
-    return run.models_dir / f".{run.name}.lock"
+def training_lock(folder: Path) -> Path:
+    """The lock a command holds while it trains the run in `folder`: two commands never train one run at once."""
+    return folder.parent / f".{folder.name}.lock"
 
 
-def start_explore(folder: Path) -> None:
+def create_explore_folder(folder: Path) -> None:
     """Create the exploration's folder and mark it as this project's."""
     folder.mkdir(parents=True, exist_ok=True)
     if not (folder / RUN_FILE).is_file():
@@ -209,7 +216,7 @@ def load(folder: Path, data_dir: Path) -> Run:
     """
     record = read_record(folder)
     try:
-        values = resolved_values(check_parameters(**{p.name: record["parameters"].get(p.name, p.default)
+        values = resolved_values(parse_parameters(**{p.name: record["parameters"].get(p.name, p.default)
                                                      for p in RUN_PARAMETERS}))
         names = record.get("members", [])
         if not isinstance(names, list) or not all(isinstance(name, str) and Path(name).name == name != ".."
@@ -228,7 +235,7 @@ def load(folder: Path, data_dir: Path) -> Run:
 
 def check_ready(run: Run) -> list[dict]:
     """The metrics of the finished runs that predict for `run`; ValueError naming the first missing or bad file."""
-    return [records.check_finished(member.folder) for member in run.trained]
+    return [records.check_finished(member.folder) for member in run.single_runs]
 
 
 def describe(run: Run) -> pd.DataFrame:

@@ -1,22 +1,26 @@
-"""Command line: the parameters as make hands them over, `make help`, and the check that runs before any work.
+"""Command line: a command's parameters, parsed once into `Options`; `make help`; the check before the first setup.
 
 `make all EPOCHS=30` gives EPOCHS. Make keeps the variables of its command line
 in MAKEFLAGS exactly as typed, so the pipeline reads them from there
 (`given_on_make_command_line`) and Make never expands them (`$`, `$(shell ...)`
-stay characters) nor puts them in front of a shell. Variables exported in the
-shell are not parameters: one line names any that a command ignores.
+stay characters) nor puts them in front of a shell. Each value is parsed once
+(`parse_options`), and the run and the steps read the one `Options`. Variables
+exported in the shell are not parameters: one line names any that a command
+ignores.
 
-    python3 -m digits.commandline help|check|markdown   # needs nothing but Python: make help works before setup
+    python3 -m digits.pipeline.commandline help|check|markdown   # needs only Python: make help works before setup
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from digits.parameters import GROUP_TITLES, PARAMETERS_LIST, RUN_PARAMETERS, check_list, check_parameters
+from digits.parameters import GROUP_TITLES, PARAMETERS_LIST, RUN_PARAMETERS, parse_list, parse_parameters
 
 
 def command_line_variables(makeflags: str) -> dict[str, str]:
@@ -77,6 +81,41 @@ def ignored_in_environment(environment: Mapping[str, str], given: Mapping[str, A
             and parameter.name not in given]
 
 
+# --- Parsed once -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Options:
+    """A command's parameters, each value parsed once: what was typed, and every parameter's value (its default
+    when not given). For a sweep, `grid` holds every combination of the run parameters' comma lists."""
+
+    typed: Mapping[str, str]  # the parameters given, by their notebook names, exactly as typed
+    values: Mapping[str, Any]  # every parameter, parsed (the default where not given)
+    grid: tuple[Mapping[str, Any], ...] = ()
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    def given(self, name: str) -> bool:
+        """True when the parameter was given on the command line."""
+        return name in self.typed
+
+    @property
+    def run_values(self) -> dict[str, Any]:
+        """The run parameters, parsed (the defaults where not given)."""
+        return {parameter.name: self.values[parameter.name] for parameter in RUN_PARAMETERS}
+
+
+def parse_options(typed: Mapping[str, str], lists: bool = False) -> Options:
+    """Parse the given parameters once; with `lists`, the run parameters are comma lists (make sweep) whose
+    combinations make the grid. ValueError naming the first bad value."""
+    listed = {p.name: parse_list(p, typed[p.name]) for p in RUN_PARAMETERS if lists and p.name in typed}
+    values = {p.name: p.parse(p.default) for p in PARAMETERS_LIST}
+    values |= parse_parameters(**{name: value for name, value in typed.items() if name not in listed})
+    grid = tuple(dict(zip(listed, combination)) for combination in itertools.product(*listed.values()))
+    return Options(dict(typed), values, grid if lists else ())
+
+
 # --- Help -----------------------------------------------------------------------------------------------------
 
 
@@ -100,7 +139,8 @@ def markdown_table() -> str:
 
 
 def main(arguments: list[str]) -> int:
-    """`help`: list the parameters; `check`: check those on make's command line (one line and status 2 if bad)."""
+    """`help`: list the parameters; `check`: parse those on make's command line, comma lists too (one line and
+    status 2 if bad)."""
     if arguments == ["help"]:
         print(help_text())
         return 0
@@ -108,16 +148,15 @@ def main(arguments: list[str]) -> int:
         print(markdown_table())
         return 0
     if arguments != ["check"]:
-        print("usage: python -m digits.commandline help|check|markdown", file=sys.stderr)
+        print("usage: python -m digits.pipeline.commandline help|check|markdown", file=sys.stderr)
         return 2
+    # Only the project's parameters: other variables of make's command line (PYTEST_ADDOPTS=... for `make test`)
+    # are Make's own business.
     known = {parameter.variable for parameter in PARAMETERS_LIST}
     variables = command_line_variables(os.environ.get("MAKEFLAGS", ""))
     try:
-        given = given_as_variables({name: value for name, value in variables.items() if name in known})
-        for parameter in RUN_PARAMETERS:  # `make sweep` takes comma lists of run parameters: each value is checked
-            if parameter.name in given:
-                check_list(parameter, given.pop(parameter.name))
-        check_parameters(**given)
+        parse_options(given_as_variables({name: value for name, value in variables.items() if name in known}),
+                      lists=True)
     except ValueError as error:
         print(f"error: bad parameter: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""Submission: write, validate and score Kaggle's `ImageId,Label` files."""
+"""Submission: write and validate Kaggle's `ImageId,Label` files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from digits.config import N_CLASSES
-from digits.display import shown
-from digits.files import atomic_path
+from digits.util.display import shown
+from digits.util.files import atomic_path
 
 HEADER = ["ImageId", "Label"]
 
@@ -57,9 +57,3 @@ def read_submission(path: str | Path, expected_rows: int | None = None) -> np.nd
         raise SubmissionError(f"{shown(path)}: {len(labels)} predictions, expected {expected_rows} (one per test image)")
     return np.array(labels, dtype=np.int64)
 
-
-def score_submission(submission_path: str | Path, labels_path: str | Path) -> float:
-    """Accuracy of a submission against the true labels in the same format (test_labels.csv)."""
-    truth = read_submission(labels_path)
-    predicted = read_submission(submission_path, expected_rows=len(truth))
-    return float(np.mean(predicted == truth))

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from digits.paths import project_root
+from digits.util.paths import project_root
 
 
 def shown(path: str | Path) -> str:

@@ -6,7 +6,7 @@ the pad sends the drawing to Python as a PNG; Python prepares it as `make
 predict` prepares an image file and predicts it with the run, then sends back the
 28x28 image the model saw and the ten probabilities, which the pad shows.
 
-    digits.widget.DigitWidget(digits.widget.predictor(run))   # the last expression of a cell shows it
+    digits.report.widget.DigitWidget(digits.report.widget.predictor(run))   # the last expression of a cell shows it
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def predictor(run: Run) -> Predictor:
     from digits.model import load_model
     from digits.predict import to_mnist
 
-    models = [load_model(member.folder / "model.keras") for member in run.trained]
+    models = [load_model(member.folder / "model.keras") for member in run.single_runs]
 
     def predict(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
         digit = to_mnist(image)

@@ -17,10 +17,10 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from digits.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, read_pixels_csv
-from digits.data import count_rows
-from digits.display import shown
-from digits.submission import read_submission
+from digits.data import csv_rows
+from digits.formats.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, read_pixels_csv
+from digits.formats.submission import read_submission
+from digits.util.display import shown
 
 COMPETITION = "digit-recognizer"
 KAGGLE_FILES = ("train.csv", "test.csv")
@@ -100,8 +100,8 @@ def submission_message(metrics: Mapping) -> str:
 
 
 def check_submission(path: Path, test_csv: Path) -> None:
-    """ValueError naming the file unless it is a submission Kaggle accepts: header, ids 1..n, digits, one per test image."""
-    read_submission(path, expected_rows=count_rows(test_csv))
+    """ValueError naming the file unless Kaggle accepts it: header, ids 1..n, digits, one row per test image."""
+    read_submission(path, expected_rows=csv_rows(test_csv, TEST_COLUMNS))
 
 
 def submit(run_dir: Path, test_csv: Path, metrics: Mapping, kaggle: str = "kaggle") -> str:

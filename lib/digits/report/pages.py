@@ -1,7 +1,20 @@
-"""Fallback: the report as one self-contained HTML page, rendered with nbconvert where Quarto is not installed.
+"""Pages: the report's HTML as a reader opens it, from disk, with a Content-Security-Policy on every page.
 
-It shows what the Quarto book shows (the summary with its figures, then each
-executed notebook), with every figure inline and nothing loaded from the network.
+Two kinds of page, one policy builder (`content_security_policy`): a page runs
+only its own inline scripts, each allowed by its SHA-256, shows data: images,
+and loads nothing from the network.
+
+- **The Quarto book** (`finish_book`). Browsers run no module scripts for pages
+  opened from disk, and Quarto's own `quarto.js` is one (it imports
+  `tabsets.js`): from disk, the contents' highlight never follows the page and
+  the console fills with errors. The two files are joined here into one
+  classic, deferred script, which browsers run from disk as they run modules
+  over http. Search needs `fetch`, which browsers refuse from disk: there the
+  search box makes way for a note saying how to serve the book. A book's pages
+  may also load the book's own files.
+- **The self-contained page** (`render_page`), rendered with nbconvert where
+  Quarto is not installed: the summary with its figures, each executed
+  notebook and Try it, every figure inline; it may load no file at all.
 """
 
 from __future__ import annotations
@@ -12,15 +25,117 @@ import html
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import mistune
 import nbformat
 from nbconvert import HTMLExporter
 from pygments.formatters import HtmlFormatter
 
-from digits.book import INLINE_SCRIPT
-from digits.files import atomic_path, write_text_atomic
-from digits.notebook import PARAMETER_TAGS
+from digits.util.files import atomic_path, write_text_atomic
+
+# The cells no page shows: the run's parameters are a table of the summary instead.
+PARAMETER_TAGS = {"parameters", "injected-parameters"}
+HIDE_OPTION = "#| include: false"
+
+
+def tidy_for_report(notebook: Any) -> None:
+    """Prepare an executed notebook (a NotebookNode) for the report, in place.
+
+    The parameters and papermill's injected-parameters cells get `include: false`
+    (the run's parameters are shown as a table instead).
+    """
+    for cell in notebook.cells:
+        tagged = PARAMETER_TAGS & set(cell.metadata.get("tags", []))
+        if cell.cell_type == "code" and tagged and not cell.source.startswith(HIDE_OPTION):
+            cell.source = f"{HIDE_OPTION}\n{cell.source}"
+
+
+# --- One policy for every page ------------------------------------------------------------------------
+
+# Inline scripts the browser runs (JSON data blocks are not run, and need no hash).
+INLINE_SCRIPT = re.compile(r'<script(?![^>]*\bsrc=)(?![^>]*type="application/json")[^>]*>(.*?)</script>', re.DOTALL)
+# Quarto's buttons carry their handlers in attributes (onclick="..."): allowed by their hashes too.
+EVENT_HANDLER = re.compile(r'\son[a-z]+="([^"]*)"')
+# TensorFlow.js probes WebAssembly's features (WebAssembly.validate) as it starts: 'wasm-unsafe-eval' allows
+# that, and no JavaScript eval.
+POLICY = "default-src 'none'; script-src {scripts}; style-src {styles}; img-src {images}{more}"
+OWN_FILES = "; font-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'"
+
+
+def _hash(code: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(code.encode()).digest()).decode() + "'"
+
+
+def content_security_policy(page: str, own_files: bool) -> str:
+    """The policy of a page: its inline scripts and handlers by their SHA-256, data: images, and with `own_files`
+    the files beside it (a book's); nothing else."""
+    hashes = sorted({_hash(script) for script in INLINE_SCRIPT.findall(page)})
+    handlers = sorted({_hash(html.unescape(code)) for code in EVENT_HANDLER.findall(page)})
+    scripts = ["'self'"] * own_files + ["'wasm-unsafe-eval'", *hashes]
+    scripts += ["'unsafe-hashes'", *handlers] if handlers else []
+    return POLICY.format(scripts=" ".join(scripts), styles="'self' 'unsafe-inline'" if own_files else "'unsafe-inline'",
+                         images="'self' data:" if own_files else "data:", more=OWN_FILES if own_files else "")
+
+
+# --- The Quarto book, finished to work from disk -----------------------------------------------------
+
+CLASSIC_QUARTO = "quarto-classic.js"
+MODULE_SCRIPT = re.compile(r'<script src="([^"]*?)quarto-html/quarto\.js" type="module"></script>')
+TABSETS_MODULE = re.compile(r'\s*<script src="[^"]*?quarto-html/tabsets/tabsets\.js" type="module"></script>')
+COLLAPSED_TABLE_OF_CONTENTS = re.compile(r'(<nav id="TOC".*?</nav>)', flags=re.DOTALL)
+# Quarto marks each embedded figure with the absolute path of its notebook (used only outside books).
+NOTEBOOK_PATH_ATTRIBUTE = re.compile(r'\sdata-notebook="[^"]*"')
+SERVE_COMMAND = "make serve-report"
+FROM_DISK = f"""<script>
+// Opened from disk, the book cannot fetch its search index: the search box makes way for a note.
+if (window.location.protocol === "file:") {{
+  document.addEventListener("DOMContentLoaded", function () {{
+    var search = document.getElementById("quarto-search");
+    if (!search) return;
+    var note = document.createElement("p");
+    note.className = "from-disk-note";
+    note.textContent = "Search works when the book is served: {SERVE_COMMAND}, then open the address it prints.";
+    search.replaceWith(note);
+  }});
+}}
+</script>"""
+
+
+def classic_quarto_script(site_libs: Path) -> str:
+    """quarto.js with tabsets.js inlined in place of its import: the same code as one classic script."""
+    quarto = (site_libs / "quarto-html" / "quarto.js").read_text(encoding="utf-8")
+    tabsets = (site_libs / "quarto-html" / "tabsets" / "tabsets.js").read_text(encoding="utf-8")
+    if not quarto.startswith('import * as tabsets from "./tabsets/tabsets.js";') or "export " in quarto:
+        raise ValueError("this Quarto's quarto.js is not the one the book knows how to serve from disk")
+    tabsets = re.sub(r"^export function ", "function ", tabsets, flags=re.MULTILINE)
+    body = quarto.split("\n", 1)[1]
+    return f"(function () {{\nconst tabsets = (function () {{\n{tabsets}\nreturn {{ init }};\n}})();\n{body}\n}})();\n"
+
+
+def finish_page(text: str) -> str:
+    """One rendered page, made to work from disk: classic scripts, the search note, open contents, its policy."""
+    text = NOTEBOOK_PATH_ATTRIBUTE.sub("", text)
+    text = TABSETS_MODULE.sub("", text)
+    text = MODULE_SCRIPT.sub(lambda match: f'<script src="{match.group(1)}quarto-html/{CLASSIC_QUARTO}" defer>'
+                                           "</script>", text)
+    # The contents' sub-sections are open, as the page shows them before its scripts run.
+    text = COLLAPSED_TABLE_OF_CONTENTS.sub(lambda match: match.group(1).replace('<ul class="collapse">', "<ul>"), text)
+    text = re.sub(r"<head>\s*", lambda match: match.group(0) + FROM_DISK + "\n", text, count=1)
+    policy = f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(text, own_files=True)}">'
+    return re.sub(r"<head>\s*", lambda match: match.group(0) + policy + "\n", text, count=1)
+
+
+def finish_book(book: Path) -> None:
+    """Finish every page of a rendered book (report/_book) and write the classic Quarto script beside its module."""
+    site_libs = book / "site_libs"
+    write_text_atomic(site_libs / "quarto-html" / CLASSIC_QUARTO, classic_quarto_script(site_libs))
+    for page in book.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        write_text_atomic(page, finish_page(text))
+
+
+# --- The self-contained page -------------------------------------------------------------------------
 
 EMBED = re.compile(r"\{\{<\s*embed\s+(\S+?\.ipynb)#(\S+)\s*>\}\}")
 INCLUDE = re.compile(r"\{\{<\s*include\s+(\S+)\s*>\}\}")
@@ -29,10 +144,6 @@ CROSS_REFERENCE = re.compile(r"@(fig-[\w-]+)")
 IMAGE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)\{#(fig-[\w-]+)\}")
 # Quarto's divs (::: {.callout-warning} ... :::, ::: {.runs-table} ... :::) as HTML <div>s.
 DIV = re.compile(r"^::: *\{\.([\w-]+)\} *\n(.*?)\n:::$", flags=re.MULTILINE | re.DOTALL)
-# What the page may load: its inline styles and data: images, and the inline scripts of "Try it" (by their
-# SHA-256); nothing else: no file, no network, no other script. TensorFlow.js probes WebAssembly's features
-# (WebAssembly.validate) as it starts: 'wasm-unsafe-eval' allows that, and no JavaScript eval.
-POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src 'wasm-unsafe-eval' {hashes}"
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #222; }
 nav { position: fixed; top: 0; left: 0; bottom: 0; width: 15rem; padding: 1rem; background: #f6f7f9;
@@ -54,13 +165,6 @@ pre { background: #f6f8fa; padding: 0.6rem; font-size: 0.85rem; white-space: pre
 blockquote { border-left: 4px solid #1a5fb4; background: #f3f7fc; margin: 1rem 0; padding: 0.2rem 1rem; }
 .jp-RenderedText pre { background: #fff; border-left: 3px solid #ddd; }
 """
-
-
-def content_security_policy(body: str) -> str:
-    """The page's policy: its own inline scripts, by their SHA-256, are the only ones that may run."""
-    hashes = sorted({"'sha256-" + base64.b64encode(hashlib.sha256(script.encode()).digest()).decode() + "'"
-                     for script in INLINE_SCRIPT.findall(body)})
-    return POLICY.format(hashes=" ".join(hashes) or "'none'")
 
 
 def figure_html(label: str, caption: str, png: str | bytes) -> str:
@@ -131,7 +235,7 @@ def _try_it_html(report_dir: Path) -> str:
     return "<h1>Try it</h1>\n" + text.split("```{=html}\n", 1)[1].rsplit("\n```", 1)[0]
 
 
-def render(report_dir: Path, chapters: list[str]) -> Path:
+def render_page(report_dir: Path, chapters: list[str]) -> Path:
     """Render the summary, the chapters' notebooks and "Try it" into one self-contained report/_book/index.html."""
     sections = [("summary", "Summary", _summary_html(report_dir))]
     for chapter in chapters:
@@ -142,7 +246,7 @@ def render(report_dir: Path, chapters: list[str]) -> Path:
     body = "".join(f'<section id="{anchor}">{body}</section>' for anchor, _, body in sections)
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(body)}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(body, own_files=False)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Digit recognizer: report</title>"
         f"<style>{STYLE}{HtmlFormatter().get_style_defs('.highlight')}</style></head><body>"

@@ -13,50 +13,44 @@ found.
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Mapping
-from typing import Any
-
-from digits import catalog, runs, steps
-from digits.display import text_table
-from digits.executor import Executor
-from digits.parameters import PARAMETERS, RUN_PARAMETERS, check_list
+from digits import runs
+from digits.parameters import RUN_PARAMETERS
+from digits.pipeline import steps
+from digits.pipeline.commandline import Options
+from digits.pipeline.workers import Executor
+from digits.runs import catalog
+from digits.util.display import text_table
 
 MAX_WITHOUT_FORCE = 100
 
 
-def grid(given: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Every combination of the run parameters' values (comma lists), in order; ValueError naming a bad value."""
-    lists = {p.name: check_list(p, given[p.name]) for p in RUN_PARAMETERS if p.name in given}
-    return [dict(zip(lists, values)) for values in itertools.product(*lists.values())]
-
-
-def describe_grid(given: Mapping[str, Any], size: int) -> str:
+def describe_grid(options: Options) -> str:
     """`12 runs: EPOCHS 5, 10, 15, 30 x SEED 42, 43, 44 (SAMPLE_SIZE=2000)`."""
-    values = {PARAMETERS[name].variable: [v.strip() for v in str(given[name]).split(",")]
-              for name in (p.name for p in RUN_PARAMETERS) if name in given}
+    values = {p.variable: [str(value).strip() for value in str(options.typed[p.name]).split(",")]
+              for p in RUN_PARAMETERS if options.given(p.name)}
     axes = [f"{variable} {', '.join(listed)}" for variable, listed in values.items() if len(listed) > 1]
     fixed = [f"{variable}={listed[0]}" for variable, listed in values.items() if len(listed) == 1]
+    size = len(options.grid)
     return (f"{size} run{'s' if size != 1 else ''}" + (f": {' x '.join(axes)}" if axes else "")
             + (f" ({', '.join(fixed)})" if fixed else ""))
 
 
 def sweep(context: steps.Context, executor: Executor) -> None:
     """Train the grid's runs on the workers, evaluate and submit each here, render the report; one line per lost run."""
-    combinations = grid(context.given)
-    print(f"sweep: {describe_grid(context.given, len(combinations))}", flush=True)
-    if len(combinations) > MAX_WITHOUT_FORCE and not context.settings.get("force"):
+    combinations = context.options.grid
+    print(f"sweep: {describe_grid(context.options)}", flush=True)
+    if len(combinations) > MAX_WITHOUT_FORCE and not context.options["force"]:
         raise ValueError(f"{len(combinations)} runs is more than {MAX_WITHOUT_FORCE}: give FORCE=1 to sweep them all")
     steps.step_data(context)
-    folders = {"data_dir": context.data_dir, "models_dir": context.models_dir}
-    grid_runs = [runs.resolve({**context.given, **combination, **folders}) for combination in combinations]
-    members = list({member.name: member for run in grid_runs for member in run.trained}.values())
+    grid_runs = [runs.resolve_parsed({**context.options.run_values, **combination}, context.data_dir,
+                                     context.models_dir) for combination in combinations]
+    members = list({member.name: member for run in grid_runs for member in run.single_runs}.values())
     outcomes = executor.train(context.project, context.data_dir, context.models_dir, members)
     lost = {outcome.run for outcome in outcomes if outcome.lost}
-    done = [run for run in grid_runs if not lost & {member.name for member in run.trained}]
+    done = [run for run in grid_runs if not lost & {member.name for member in run.single_runs}]
     for run in done:
         context.run = run
-        runs.start(run)
+        runs.create_folder(run)
         steps.step_evaluate(context)
         steps.step_submit(context)
     if done:

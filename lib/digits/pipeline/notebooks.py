@@ -18,12 +18,10 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_core.utils import run_sync
 from traitlets import CaselessStrEnum, default
 
-from digits.display import shown
-from digits.files import atomic_path, remove_stale_partials
-from digits.kernel import KERNEL_NAME
-
-PARAMETER_TAGS = {"parameters", "injected-parameters"}
-HIDE_OPTION = "#| include: false"
+from digits.pipeline.kernel import KERNEL_NAME, kernel_environment
+from digits.report.pages import tidy_for_report
+from digits.util.display import shown
+from digits.util.files import atomic_path, remove_stale_partials
 
 
 class NotebookFailed(ValueError):
@@ -57,17 +55,6 @@ def executed_inputs(path: Path) -> str | None:
         return None
 
 
-# What TensorFlow (and oneDNN) read for how many threads to use.
-THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS")
-
-
-def threads_per_run(workers: int) -> int:
-    """Each of `workers` runs' share of this machine's cores: its TensorFlow's threads.
-
-    A run's weights depend on how many threads trained it, so `make all` takes the same share (all the cores
-    unless WORKERS says otherwise): a sweep with the same WORKERS trains the very same runs.
-    """
-    return max(1, (os.cpu_count() or 1) // workers)
 # Between two notebooks: an empty namespace and no open figures, as in a new kernel.
 RESET = "get_ipython().run_line_magic('reset', '-f')\nimport matplotlib.pyplot\nmatplotlib.pyplot.close('all')"
 
@@ -88,10 +75,7 @@ class SharedKernel:
     def ready(self) -> LocalKernelManager:
         """The started kernel, with an empty namespace."""
         if self.manager is None:
-            # The kernel imports this project's own lib/, even from an environment that several clones share.
-            os.environ["PYTHONPATH"] = os.pathsep.join([str(self.project / "lib"), os.environ.get("PYTHONPATH", "")])
-            if self.threads:  # a run's numbers depend on its threads: the same share gives the same weights
-                os.environ.update({name: str(self.threads) for name in THREAD_VARIABLES})
+            os.environ.update(kernel_environment(self.project, self.threads))
             self.manager = LocalKernelManager(kernel_name=KERNEL_NAME)
             run_sync(self.manager.start_kernel)(cwd=str(self.project / "notebooks"))
         elif self.used:
@@ -155,15 +139,3 @@ def execute(source: Path, target: Path, parameters: dict[str, Any], inputs: str,
         executed.metadata["digits"] = {"inputs": inputs}
         nbformat.write(executed, temporary)
     failed.unlink(missing_ok=True)
-
-
-def tidy_for_report(notebook: Any) -> None:
-    """Prepare an executed notebook (a NotebookNode) for the report, in place.
-
-    The parameters and papermill's injected-parameters cells get `include: false`
-    (the run's parameters are shown as a table instead).
-    """
-    for cell in notebook.cells:
-        tagged = PARAMETER_TAGS & set(cell.metadata.get("tags", []))
-        if cell.cell_type == "code" and tagged and not cell.source.startswith(HIDE_OPTION):
-            cell.source = f"{HIDE_OPTION}\n{cell.source}"

@@ -13,12 +13,22 @@ from pathlib import Path
 
 import pandas as pd
 
-from digits import records
 from digits.data import data_tag
-from digits.display import shown
-from digits.files import held_by_another
 from digits.parameters import RUN_PARAMETERS
-from digits.runs import EXPLORE_DIR, MADE_BY, RUN_FILE, Run, check_ready, folders, load, read_record
+from digits.runs import (
+    EXPLORE_DIR,
+    MADE_BY,
+    RUN_FILE,
+    Run,
+    check_ready,
+    folders,
+    load,
+    read_record,
+    records,
+    training_lock,
+)
+from digits.util.display import shown
+from digits.util.files import held_by_another
 
 
 def find(name: str, data_dir: str | Path, models_dir: str | Path) -> Run:
@@ -43,26 +53,12 @@ def run_folders(models_dir: Path) -> Iterator[Path]:
 
 
 def made_by_this_project(folder: Path) -> bool:
-    """True for a folder this project made: its run.json names the folder and carries the project's mark.
-
-    Runs of earlier versions have no mark; theirs is recognised by its exact shape: the folder's name, and
-    parameters that give that very name.
-    """
+    """True for a folder this project made: its run.json names the folder and carries the project's mark."""
     try:
         record = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return False
-    if not isinstance(record, dict) or record.get("run") != folder.name:
-        return False
-    if record.get("made_by") == MADE_BY:
-        return True
-    if folder.name == EXPLORE_DIR:
-        return record == {"run": EXPLORE_DIR, "parameters": {}}
-    try:
-        load(folder, folder)
-    except ValueError:
-        return False
-    return True
+    return isinstance(record, dict) and record.get("run") == folder.name and record.get("made_by") == MADE_BY
 
 
 def project_folders(models_dir: Path) -> list[Path]:
@@ -72,7 +68,7 @@ def project_folders(models_dir: Path) -> list[Path]:
 
 def in_training(folder: Path) -> bool:
     """True while a command (a sweep's worker, perhaps on another machine) trains the run in `folder`."""
-    return held_by_another(folder.parent / f".{folder.name}.lock")
+    return held_by_another(training_lock(folder))
 
 
 def clean(models_dir: Path, folders: list[Path]) -> list[str]:
@@ -83,7 +79,7 @@ def clean(models_dir: Path, folders: list[Path]) -> list[str]:
     for folder in folders:
         if folder.parent == models_dir and made_by_this_project(folder) and not in_training(folder):
             shutil.rmtree(folder)
-            (models_dir / f".{folder.name}.lock").unlink(missing_ok=True)
+            training_lock(folder).unlink(missing_ok=True)
             removed.append(folder.name)
     (models_dir / "runs.csv").unlink(missing_ok=True)
     return removed

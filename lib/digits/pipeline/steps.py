@@ -15,36 +15,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from digits import catalog, notebook, records, runs
-from digits.competition import check_submission
+from digits import runs
 from digits.data import prepare_data
-from digits.display import shown
-from digits.files import digest_of, remove_stale_partials
-from digits.parameters import PARAMETERS, RUN_PARAMETERS
-from digits.runs import Run
+from digits.parameters import RUN_PARAMETERS
+from digits.pipeline import notebooks
+from digits.pipeline.commandline import Options
+from digits.pipeline.kaggle import check_submission
+from digits.pipeline.kernel import share_of_cores
+from digits.runs import Run, catalog, records
+from digits.util.display import shown
+from digits.util.files import digest_of, remove_stale_partials
 
 
 @dataclass
 class Context:
-    """What a command works on: the project, the checked parameters, the folders, and (once chosen) the run."""
+    """What a command works on: the project, its parameters (parsed once), the folders, and (once chosen) the run."""
 
     project: Path
-    given: dict[str, Any]  # the parameters as given, by their notebook names
-    settings: dict[str, Any]  # the same, checked and converted
+    options: Options
     data_dir: Path
     models_dir: Path
-    train: bool  # True when the run may be trained (make all); else a kept run is used as it is
+    train: bool  # True when the run may be trained (make all, make train); else a kept run is used as it is
     run: Run | None = None
     notebooks_ran: bool = False  # True once a notebook ran (the command did some work)
     explored: Path = field(init=False)
-    kernel: notebook.SharedKernel = field(init=False)  # one kernel for every notebook of the command
-    # Trains several runs at once elsewhere (the workers of digits.executor); True when any trained.
+    kernel: notebooks.SharedKernel = field(init=False)  # one kernel for every notebook of the command
+    # Trains several runs at once elsewhere (the workers of digits.pipeline.workers); True when any trained.
     train_elsewhere: Callable[[list[Run]], bool] | None = None
 
     def __post_init__(self) -> None:
         self.explored = self.models_dir / runs.EXPLORE_DIR / "10-explore.ipynb"
         # The share of the cores a run trains with here: all of them, unless WORKERS says otherwise.
-        self.kernel = notebook.SharedKernel(self.project, notebook.threads_per_run(self.settings.get("workers") or 1))
+        self.kernel = notebooks.SharedKernel(self.project, share_of_cores(self.options["workers"] or 1))
 
 
 # --- Inputs and their digests -----------------------------------------------------------------------
@@ -68,7 +70,7 @@ def notebook_digest(path: Path) -> str:
 def library_digest(project: Path) -> str:
     """Digest of the project's own package code (and its browser side): editing it reruns the notebooks."""
     package = project / "lib" / "digits"
-    return digest_of(*sorted(package.glob("*.py")), *sorted(package.glob("web/*.js")))
+    return digest_of(*sorted(package.rglob("*.py")), *sorted(package.rglob("web/*.js")))
 
 
 def data_digest(data_dir: Path) -> str:
@@ -85,7 +87,7 @@ def _inputs(project: Path, data_dir: Path, step: str, notebook_name: str, *extra
 def _execute(context: Context, notebook_name: str, target: Path, parameters: dict[str, Any], inputs: str) -> None:
     """Run a source notebook into `target` with papermill."""
     context.notebooks_ran = True
-    notebook.execute(context.project / "notebooks" / f"{notebook_name}.ipynb", target, parameters, inputs,
+    notebooks.execute(context.project / "notebooks" / f"{notebook_name}.ipynb", target, parameters, inputs,
                      context.kernel)
 
 
@@ -109,50 +111,50 @@ def step_data(context: Context) -> None:
 def step_explore(context: Context) -> None:
     """Run 10-explore on the data, unless its executed copy is from the same inputs."""
     inputs = _inputs(context.project, context.data_dir, "explore", "10-explore")
-    if notebook.executed_inputs(context.explored) == inputs:
+    if notebooks.executed_inputs(context.explored) == inputs:
         return
-    runs.start_explore(context.explored.parent)
+    runs.create_explore_folder(context.explored.parent)
     _execute(context, "10-explore", context.explored, {"data_dir": shown(context.data_dir)}, inputs)
 
 
-def train_member(project: Path, data_dir: Path, member: Run, kernel: notebook.SharedKernel, may_train: bool) -> bool:
+def train_member(project: Path, data_dir: Path, member: Run, kernel: notebooks.SharedKernel, may_train: bool) -> bool:
     """Run 20-train for one run unless it is finished and its executed copy up to date; True when it ran.
 
     A kept run is shown as it is when it may not be trained (a bare `make report`): never retrained, even after
-    a code change. This is also what a Dask worker does for each run of a sweep (digits.executor).
+    a code change. This is also what a Dask worker does for each run of a sweep (digits.pipeline.workers).
     """
     target = member.folder / runs.NOTEBOOKS_DIR / "20-train.ipynb"
     inputs = _inputs(project, data_dir, "train", "20-train", runs.as_given(member))
     finished = records.is_finished(member.folder)
-    if finished and (notebook.executed_inputs(target) == inputs or (not may_train and target.is_file())):
+    if finished and (notebooks.executed_inputs(target) == inputs or (not may_train and target.is_file())):
         return False
     if not finished and not may_train:
         raise ValueError(f"{member.name} is not finished: `make all` with its parameters trains it")
-    runs.start(member)
+    runs.create_folder(member)
     for folder in (member.folder, member.folder / runs.CHECKPOINT_DIR):
         remove_stale_partials(folder)
-    notebook.execute(project / "notebooks" / "20-train.ipynb", target, runs.as_given(member), inputs, kernel)
+    notebooks.execute(project / "notebooks" / "20-train.ipynb", target, runs.as_given(member), inputs, kernel)
     records.check_finished(member.folder)
     return True
 
 
 def step_train(context: Context) -> None:
-    """Run 20-train for the run here, or for each member of an ensemble on the workers (digits.executor)."""
+    """Run 20-train for the run here, or for each member of an ensemble on the workers (digits.pipeline.workers)."""
     run = context.run
     if run.members and context.train and context.train_elsewhere:
         context.notebooks_ran |= context.train_elsewhere(list(run.members))
     else:
-        for member in run.trained:
+        for member in run.single_runs:
             context.notebooks_ran |= train_member(context.project, context.data_dir, member, context.kernel,
                                                   context.train)
-    runs.start(run)
+    runs.create_folder(run)
 
 
 def _downstream(context: Context, step: str, notebook_name: str) -> tuple[Path, str]:
     """The executed copy of a step that reads the trained models, and its inputs (the models among them)."""
     run = context.run
     runs.check_ready(run)
-    models = digest_of(*(member.folder / "model.keras" for member in run.trained))
+    models = digest_of(*(member.folder / "model.keras" for member in run.single_runs))
     return run.folder / runs.NOTEBOOKS_DIR / f"{notebook_name}.ipynb", _inputs(
         context.project, context.data_dir, step, notebook_name, run.name, models)
 
@@ -167,7 +169,7 @@ def step_evaluate(context: Context) -> None:
         scored = False
         if (context.run.folder / "evaluation.csv").exists():
             print(f"{error}: evaluating again", flush=True)
-    if scored and notebook.executed_inputs(target) == inputs:
+    if scored and notebooks.executed_inputs(target) == inputs:
         return
     _execute(context, "30-evaluate", target, {"run": context.run.name, **_folders(context)}, inputs)
 
@@ -183,7 +185,7 @@ def step_submit(context: Context) -> None:
         complete = False
         if submission.exists():
             print(f"{error}: predicting the submission again", flush=True)
-    if complete and notebook.executed_inputs(target) == inputs:
+    if complete and notebooks.executed_inputs(target) == inputs:
         return
     _execute(context, "40-submit", target, {"run": context.run.name, **_folders(context)}, inputs)
     check_submission(submission, context.data_dir / "test.csv")
@@ -191,22 +193,23 @@ def step_submit(context: Context) -> None:
 
 def step_report(context: Context) -> None:
     """Render the report of the run (Quarto, or the self-contained page) unless it is up to date."""
-    from digits import tryit
-    from digits.report import render_report
+    from digits.report import tryit
+    from digits.report.render import render_report
 
     run = context.run
     runs.check_ready(run)
     # An ensemble's training chapter is its first member's; evaluation and submission are the ensemble's own.
-    trained_in = {"20-train": run.trained[0].folder}
+    trained_in = {"20-train": run.single_runs[0].folder}
     chapters = {step.notebook: (context.explored if step.name == "explore" else
                                 trained_in.get(step.notebook, run.folder) / runs.NOTEBOOKS_DIR /
                                 f"{step.notebook}.ipynb")
                 for step in STEPS if step.notebook}
-    quarto = context.settings.get("quarto", PARAMETERS["quarto"].default)
+    quarto = context.options["quarto"]
 
     def write_model(run: Run, target: Path) -> None:
         """The Try it page's weights, written by the command's kernel when it runs (TensorFlow is loaded there)."""
-        if not context.kernel.call("digits.tryit", "write_model_of", str(run.folder), str(run.data_dir), str(target)):
+        if not context.kernel.call("digits.report.tryit", "write_model_of", str(run.folder), str(run.data_dir),
+                                   str(target)):
             tryit.write_model(run, target)
 
     entry = render_report(context.project / "report", run, chapters, quarto_command(quarto),
@@ -262,11 +265,11 @@ def steps_for(command: str) -> list[Step]:
 
 
 def choose_run(context: Context, command: str) -> Run:
-    """The run a command works on: the one its parameters define (`all`), the one RUN names, or the latest."""
-    named_by_parameters = [p.name for p in RUN_PARAMETERS if p.name in context.given]
-    if context.settings.get("run") and named_by_parameters:
-        raise ValueError(f"give RUN or run parameters ({', '.join(p.upper() for p in named_by_parameters)}), "
-                         f"not both")
-    if command == "all" or named_by_parameters:
-        return runs.resolve(context.given | {"data_dir": context.data_dir, "models_dir": context.models_dir})
-    return catalog.find(context.settings.get("run", ""), context.data_dir, context.models_dir)
+    """The run a command works on: the one its parameters define (`all`, `train`), the one RUN names, or the
+    latest."""
+    named_by_parameters = [p.variable for p in RUN_PARAMETERS if context.options.given(p.name)]
+    if context.options["run"] and named_by_parameters:
+        raise ValueError(f"give RUN or run parameters ({', '.join(named_by_parameters)}), not both")
+    if context.train or named_by_parameters:
+        return runs.resolve_parsed(context.options.run_values, context.data_dir, context.models_dir)
+    return catalog.find(context.options["run"], context.data_dir, context.models_dir)

@@ -1,0 +1,11 @@
+"""Pipeline: what `make` runs, through one entry point (`python -m digits.pipeline COMMAND`, digits.pipeline.main).
+
+- `commandline`: make's command line, parsed once into `Options`; `make help` and the check before setup.
+- `steps`: the steps in their one order, each doing only what the files on disk say is missing.
+- `commands`: the other commands (runs, predict, sweep, Kaggle, cleaning, Lab, the served book).
+- `notebooks`, `kernel`: notebooks run with papermill in one kernel for a command; the project's kernel.
+- `workers`, `sweep`: runs trained by Dask workers, here or on a cluster; many runs in one command.
+- `kaggle`: the round trip with the competition through the official `kaggle` command.
+
+May import everything below it; nothing imports it but `python -m digits.pipeline` (and the kernel it starts).
+"""

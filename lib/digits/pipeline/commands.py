@@ -1,0 +1,141 @@
+"""Commands: what make runs besides the pipeline's steps: the runs table, predictions, Kaggle, cleaning,
+JupyterLab, the served book and sweeps. Each takes the command's Context (digits.pipeline.steps).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from digits.pipeline import kaggle as competition
+from digits.pipeline import kernel, sweep
+from digits.pipeline.steps import Context, choose_run
+from digits.pipeline.workers import Executor
+from digits.runs import catalog, records
+from digits.util.display import shown, text_table
+from digits.util.files import write_frame_atomic
+
+
+def command_runs(context: Context) -> None:
+    """Print the table of every kept run and write runs.csv."""
+    for problem in catalog.damaged_runs(context.models_dir, context.data_dir):
+        print(f"left out, damaged: {problem}")
+    table = catalog.runs_table(context.models_dir, context.data_dir)
+    if table.empty:
+        print(f"no finished runs in {shown(context.models_dir)}")
+        return
+    write_frame_atomic(table, context.models_dir / "runs.csv")
+    print(text_table(table))
+    print(f"(newest first; written to {shown(context.models_dir / 'runs.csv')})")
+
+
+def command_predict(context: Context) -> None:
+    """Predict the images IMAGES names with the run (RUN, or the latest); write the table and the figure."""
+    from digits import predict
+
+    images = context.options["images"]
+    if not images:
+        raise ValueError("no images given: make predict IMAGES=a-folder-or-file (for example IMAGES=data/samples)")
+    paths = predict.image_files(images)
+    run = choose_run(context, "predict")
+    table, pairs = predict.predict_images(paths, run)
+    folder = predict.save_predictions(table, pairs, run)
+    print(predict.format_table(table))
+    print(f"{run.name}: wrote {shown(folder / 'predictions.csv')} and {shown(folder / 'predictions.png')}")
+    if not table["label"].notna().any():
+        raise ValueError(f"none of the {len(table)} file(s) could be predicted")
+
+
+def _kaggle(context: Context) -> str:
+    """The Kaggle command: KAGGLE, or the environment's own."""
+    return context.options["kaggle"] or str(Path(sys.executable).parent / "kaggle")
+
+
+def command_kaggle_data(context: Context) -> None:
+    """Download the competition's files with the Kaggle command into DATA_DIR, checked before they land."""
+    rows = competition.download_data(context.data_dir, _kaggle(context))
+    print(f"downloaded Kaggle's train.csv ({rows['train']:,} rows) and test.csv ({rows['test']:,} rows) "
+          f"into {shown(context.data_dir)}", flush=True)
+
+
+def command_kaggle_submit(context: Context) -> None:
+    """Submit the run's submission.csv (checked against test.csv) to the competition with the Kaggle command."""
+    run = context.run
+    metrics = records.read_metrics(run.folder)
+    print(competition.submit(run.folder, context.data_dir / "test.csv", metrics, _kaggle(context)), flush=True)
+    print(f"submitted {shown(run.folder / 'submission.csv')}: \"{competition.submission_message(metrics)}\"",
+          flush=True)
+
+
+def command_clean_models(context: Context) -> None:
+    """Remove the run folders this project made in MODELS_DIR (and runs.csv), listing them first."""
+    folders = catalog.project_folders(context.models_dir)
+    if not folders:
+        print(f"nothing to remove: no folder in {shown(context.models_dir)} was made by this project")
+        return
+    training = [folder for folder in folders if catalog.in_training(folder)]
+    folders = [folder for folder in folders if folder not in training]
+    for folder in training:
+        print(f"left alone: {folder.name} is being trained by another command")
+    print(f"removing {len(folders)} folder(s) that this project made in {shown(context.models_dir)}:")
+    for folder in folders:
+        print(f"  {folder.name}")
+    removed = catalog.clean(context.models_dir, folders)
+    print(f"removed {len(removed)} folder(s); anything else in {shown(context.models_dir)} is left as it was")
+
+
+def command_lab(context: Context) -> None:
+    """Start JupyterLab at the project's root with the project's kernel, on 127.0.0.1 with a token."""
+    arguments = [str(Path(sys.executable).parent / "jupyter"), "lab", "--ip", "127.0.0.1",
+                 f"--ServerApp.root_dir={context.project}",
+                 f"--KernelSpecManager.allowed_kernelspecs={kernel.KERNEL_NAME}",
+                 "--KernelSpecManager.ensure_native_kernel=False", "--ServerApp.log_level=WARN"]
+    if context.options["port"]:
+        arguments += ["--port", str(context.options["port"]), "--ServerApp.port_retries=0"]
+    if context.options["browser"] is False:
+        arguments.append("--no-browser")
+    if os.geteuid() == 0:  # Jupyter refuses to run as root unless told; containers often run as root.
+        arguments.append("--allow-root")
+    os.execve(arguments[0], arguments, {**os.environ, **kernel.kernel_environment(context.project)})
+
+
+def executor(context: Context) -> Executor:
+    """The workers that train several runs at once: a local cluster (WORKERS), or DASK_SCHEDULER_ADDRESS's."""
+    return Executor(context.options["workers"], context.options["dask_scheduler_address"])
+
+
+def command_sweep(context: Context) -> None:
+    """Train every combination of the comma lists of run parameters on the workers; evaluate; report."""
+    with executor(context) as workers:
+        sweep.sweep(context, workers)
+
+
+def train_on_workers(context: Context, members: list) -> bool:
+    """Train an ensemble's members on the workers (several at once); ValueError naming any lost one."""
+    with executor(context) as workers:
+        outcomes = workers.train(context.project, context.data_dir, context.models_dir, members)
+    lost = [outcome.run for outcome in outcomes if outcome.lost]
+    if lost:
+        raise ValueError(f"lost {', '.join(lost)}: the same command again resumes them")
+    return any(outcome.trained for outcome in outcomes)
+
+
+def command_serve_report(context: Context) -> None:
+    """Serve the rendered book on 127.0.0.1 (PORT, default 8000), where its search works as it cannot from disk."""
+    book = context.project / "report" / "_book"
+    if not (book / "index.html").is_file():
+        raise ValueError(f"{shown(book / 'index.html')}: missing; `make report` renders the book first")
+    port = str(context.options["port"] or 8000)
+    print(f"serving {shown(book)} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
+    os.execv(sys.executable, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(book),
+                              port])
+
+
+COMMANDS: dict[str, Callable[[Context], None]] = {
+    "runs": command_runs, "predict": command_predict, "kaggle-data": command_kaggle_data,
+    "kaggle-submit": command_kaggle_submit, "clean-models": command_clean_models, "lab": command_lab,
+    "serve-report": command_serve_report, "sweep": command_sweep,
+}
+RUNLESS = ("runs", "predict", "kaggle-data", "clean-models", "lab", "serve-report", "sweep")
