@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from digits.parameters import PARAMETERS, PARAMETERS_LIST, RUN_PARAMETERS, parse_parameters
-from digits.pipeline.commandline import command_line_variables, markdown_table
+from digits.pipeline.commandline import command_line_variables
 from digits.util.paths import project_path, project_root
 from helpers import PROJECT_ROOT, clean_environment
 
@@ -88,10 +88,6 @@ def test_help_lists_every_parameter_with_its_default_from_the_one_definition():
     assert listed == [(p.variable, p.default_text) for p in PARAMETERS_LIST]
     assert "EPOCHS=                    passes over the training data; empty: the recipe's (15 for strided and " \
            "wide, 10 for baseline)" in result.stdout
-
-
-def test_the_readme_table_is_the_one_definition():
-    assert markdown_table() in (PROJECT_ROOT / "README.md").read_text()
 
 
 def test_the_makefile_default_environment_is_the_parameters():

@@ -124,7 +124,7 @@ def test_a_sample_larger_than_the_data_is_refused_by_name(fresh_project):
 
 def test_no_parameter_value_is_run_by_the_shell_or_expanded_by_make(fresh_project):
     injected = "x'; touch pwned; echo '"
-    result = run_make(fresh_project, "train", f"MODELS_DIR={injected}", "DATA_DIR=tiny data")
+    result = run_make(fresh_project, "evaluate", f"MODELS_DIR={injected}", "DATA_DIR=tiny data")
     assert result.returncode != 0 and errors(result) == [
         (f"error: no finished run in {injected} for the data in tiny data: `make all` trains one, "
          "or name one with RUN=... (`make runs` lists them)")]
@@ -295,7 +295,7 @@ def test_two_runs_at_once_wait_for_each_other(fresh_project):
     command = ["make", "--no-print-directory", "all", "EPOCHS=1", "BATCH_SIZE=64", "SEED=5", "DATA_DIR=tiny data",
                "QUARTO=no", f"VENV={sys.prefix}"]
     processes = [subprocess.Popen(command, cwd=fresh_project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True) for _ in range(2)]
+                                  text=True, env=clean_environment()) for _ in range(2)]
     outputs = [process.communicate(timeout=900)[0] for process in processes]
     assert [process.returncode for process in processes] == [0, 0], outputs
     combined = "".join(outputs)

@@ -8,7 +8,7 @@ stay characters) nor puts them in front of a shell. Each value is parsed once
 exported in the shell are not parameters: one line names any that a command
 ignores.
 
-    python3 -m digits.pipeline.commandline help|check|markdown   # needs only Python: make help works before setup
+    python3 -m digits.pipeline.commandline help|check   # needs only Python: make help works before setup
 """
 
 from __future__ import annotations
@@ -129,26 +129,14 @@ def help_text() -> str:
     return "\n".join(lines)
 
 
-def markdown_table() -> str:
-    """The parameters as the README's table."""
-    rows = ["| variable | default | meaning |", "|---|---|---|"]
-    for parameter in PARAMETERS_LIST:
-        default = f"`{parameter.default_text}`" if parameter.default_text else "(empty)"
-        rows.append(f"| `{parameter.variable}` | {default} | {parameter.description} |")
-    return "\n".join(rows)
-
-
 def main(arguments: list[str]) -> int:
     """`help`: list the parameters; `check`: parse those on make's command line, comma lists too (one line and
     status 2 if bad)."""
     if arguments == ["help"]:
         print(help_text())
         return 0
-    if arguments == ["markdown"]:
-        print(markdown_table())
-        return 0
     if arguments != ["check"]:
-        print("usage: python -m digits.pipeline.commandline help|check|markdown", file=sys.stderr)
+        print("usage: python -m digits.pipeline.commandline help|check", file=sys.stderr)
         return 2
     # Only the project's parameters: other variables of make's command line (PYTEST_ADDOPTS=... for `make test`)
     # are Make's own business.
