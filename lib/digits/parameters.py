@@ -170,7 +170,7 @@ class Parameter:
 
     @property
     def default_text(self) -> str:
-        """The default as `make help` and the README show it ("" when unset)."""
+        """The default as `make help` shows it ("" when unset)."""
         return "" if self.default is None else str(self.default)
 
     @property
