@@ -33,8 +33,8 @@ export PYTHONPATH := lib
 export PYTHONUNBUFFERED := 1
 PIPELINE := $(PYTHON) -m digits.pipeline
 
-PIPELINE_TARGETS := all notebooks report data explore train evaluate submit runs predict kaggle-data kaggle-submit \
-	clean-models lab serve-report sweep
+PIPELINE_TARGETS := all notebooks report data explore train evaluate submit runs compare use predict kaggle-data \
+	kaggle-submit clean-models lab serve-report sweep
 .PHONY: help check setup lock test test-fast clean $(PIPELINE_TARGETS)
 
 help: ## List the targets and the parameters
@@ -54,11 +54,13 @@ train: setup ## Train the run the parameters name (notebooks/20-train.ipynb), or
 evaluate: setup ## Run notebooks/30-evaluate.ipynb: test accuracy, confusion matrix, mistakes
 submit: setup ## Run notebooks/40-submit.ipynb: write the run's submission.csv
 sweep: setup ## Many runs in one command: make sweep EPOCHS=5,10,15 SEED=42,43 [WORKERS=2] (see README)
-runs: setup ## Compare every kept run: print the table and write MODELS_DIR/runs.csv
+runs: setup ## The kept runs: their table (EPOCHS=15,30 ARCH=wide selects, SORT=val_accuracy sorts), what they show
+compare: setup ## Is one run better than another? make compare RUN=a,b (counts, McNemar's p-value, seeds, figure)
+use: setup ## Choose the run that report, predict, submit and kaggle-submit use: make use RUN=name
 predict: setup ## Read your own images: make predict IMAGES=folder-or-file [RUN=name]
 kaggle-data: setup ## Download Kaggle's train.csv and test.csv into DATA_DIR (needs Kaggle credentials)
 kaggle-submit: setup ## Submit the run's submission.csv to Kaggle, with the run and its validation accuracy
-clean-models: setup ## Remove the run folders this project made in MODELS_DIR (nothing else), listing them first
+clean-models: setup ## Remove the runs this project made in MODELS_DIR (RUN=name: one), keeping files it did not make
 lab: setup ## Open JupyterLab at the project's root (127.0.0.1, with a token; PORT=..., BROWSER=no)
 serve-report: setup ## Serve the rendered book on 127.0.0.1:8000 (PORT=...), where its search works
 
@@ -107,4 +109,4 @@ test-fast: setup ## Run the tests that train nothing and open no browser (a few 
 
 clean: ## Remove the rendered report (keeps data, runs and the environment)
 	rm -rf report/notebooks report/_book report/.quarto report/_summary.md report/_chapters.yml \
-		report/submission.csv report/runs-accuracy.png report/runs-sweep.png report/try-it.qmd report/try-it-model.json
+		report/submission.csv report/runs-*.png report/try-it.qmd report/try-it-model.json

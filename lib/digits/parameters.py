@@ -123,6 +123,18 @@ def parse_switch(name: str, empty: str = "the default") -> Callable[[Any], bool 
     return parse
 
 
+SORT_COLUMNS = ("val_accuracy", "test_accuracy", "train_minutes", "images_per_second", "finished_at", "run")
+
+
+def parse_sort(value: Any) -> str:
+    """A column of the runs table to sort by, or unset (newest first)."""
+    text = "" if unset(value) else str(value).strip()
+    names = [*SORT_COLUMNS, *(p.name for p in RUN_PARAMETERS if p.name != "ensemble")]
+    if text and text not in names:
+        raise ValueError(f"sort must be one of {', '.join(names)} (empty: newest first), got {value!r}")
+    return text
+
+
 def parse_port(value: Any) -> int | None:
     """A TCP port for JupyterLab: unset (the first free one from 8888) or 1024..65535."""
     return None if unset(value) else whole_number("port", value, 1024, 65535)
@@ -208,7 +220,10 @@ PARAMETERS_LIST = (
     Parameter("models_dir", "models", lambda value: parse_path("models_dir", value),
               "folder of the runs (made if missing)", "folders"),
     Parameter("run", "", parse_text("run"),
-              "a kept run by name, for report, notebooks, predict and kaggle-submit (empty: the latest)", "choice"),
+              "a kept run by name, for report, notebooks, predict, use, compare (RUN=a,b), clean-models and "
+              "kaggle-submit (empty: the chosen run)", "choice"),
+    Parameter("sort", "", parse_sort, "make runs: sort the table by this column (val_accuracy, test_accuracy, "
+              "train_minutes, ...; empty: newest first)", "choice"),
     Parameter("images", "", lambda value: "" if unset(value) else str(parse_path("images", value)),
               "make predict: an image file or a folder of them", "choice"),
     Parameter("quarto", "quarto", parse_text("quarto"),
@@ -222,7 +237,7 @@ PARAMETERS_LIST = (
               "make sweep and ENSEMBLE: runs trained at once on this machine (empty: one per two cores)", "sweep"),
     Parameter("dask_scheduler_address", "", parse_address,
               "make sweep and ENSEMBLE: a Dask cluster's scheduler, tcp://host:8786 (empty: this machine)", "sweep"),
-    Parameter("force", None, parse_switch("force"), "make sweep: FORCE=1 sweeps more than 100 runs", "sweep"),
+    Parameter("force", None, parse_switch("force"), "FORCE=1: make sweep sweeps more than 100 runs; make kaggle-submit submits a quick run", "sweep"),
     Parameter("venv", ".venv", lambda value: parse_path("venv", value),
               "the environment's folder (a conda one: VENV=$CONDA_PREFIX)", "setup"),
     Parameter("gpu", None, parse_gpu, "GPU=1: TensorFlow with CUDA (Linux), from requirements-gpu.lock", "setup"),

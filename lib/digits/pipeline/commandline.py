@@ -17,7 +17,7 @@ import itertools
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from digits.parameters import GROUP_TITLES, PARAMETERS_LIST, RUN_PARAMETERS, parse_list, parse_parameters
@@ -87,11 +87,11 @@ def ignored_in_environment(environment: Mapping[str, str], given: Mapping[str, A
 @dataclass(frozen=True)
 class Options:
     """A command's parameters, each value parsed once: what was typed, and every parameter's value (its default
-    when not given). For a sweep, `grid` holds every combination of the run parameters' comma lists."""
+    when not given). Where run parameters are comma lists (make sweep, make runs), `lists` holds their values."""
 
     typed: Mapping[str, str]  # the parameters given, by their notebook names, exactly as typed
     values: Mapping[str, Any]  # every parameter, parsed (the default where not given)
-    grid: tuple[Mapping[str, Any], ...] = ()
+    lists: Mapping[str, list[Any]] = field(default_factory=dict)  # run parameters' comma lists, each value parsed
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -101,19 +101,23 @@ class Options:
         return name in self.typed
 
     @property
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of the comma lists' values, in order (one empty combination without lists)."""
+        return [dict(zip(self.lists, values)) for values in itertools.product(*self.lists.values())]
+
+    @property
     def run_values(self) -> dict[str, Any]:
         """The run parameters, parsed (the defaults where not given)."""
         return {parameter.name: self.values[parameter.name] for parameter in RUN_PARAMETERS}
 
 
 def parse_options(typed: Mapping[str, str], lists: bool = False) -> Options:
-    """Parse the given parameters once; with `lists`, the run parameters are comma lists (make sweep) whose
-    combinations make the grid. ValueError naming the first bad value."""
+    """Parse the given parameters once; with `lists`, the run parameters are comma lists (make sweep, make runs).
+    ValueError naming the first bad value."""
     listed = {p.name: parse_list(p, typed[p.name]) for p in RUN_PARAMETERS if lists and p.name in typed}
     values = {p.name: p.parse(p.default) for p in PARAMETERS_LIST}
     values |= parse_parameters(**{name: value for name, value in typed.items() if name not in listed})
-    grid = tuple(dict(zip(listed, combination)) for combination in itertools.product(*listed.values()))
-    return Options(dict(typed), values, grid if lists else ())
+    return Options(dict(typed), values, listed)
 
 
 # --- Help -----------------------------------------------------------------------------------------------------

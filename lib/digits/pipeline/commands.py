@@ -10,25 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from digits.pipeline import kaggle as competition
-from digits.pipeline import kernel, sweep
+from digits.pipeline import kept, kernel, sweep
 from digits.pipeline.steps import Context, choose_run
 from digits.pipeline.workers import Executor
-from digits.runs import catalog, records
-from digits.util.display import shown, text_table
-from digits.util.files import write_frame_atomic
-
-
-def command_runs(context: Context) -> None:
-    """Print the table of every kept run and write runs.csv."""
-    for problem in catalog.damaged_runs(context.models_dir, context.data_dir):
-        print(f"left out, damaged: {problem}")
-    table = catalog.runs_table(context.models_dir, context.data_dir)
-    if table.empty:
-        print(f"no finished runs in {shown(context.models_dir)}")
-        return
-    write_frame_atomic(table, context.models_dir / "runs.csv")
-    print(text_table(table))
-    print(f"(newest first; written to {shown(context.models_dir / 'runs.csv')})")
+from digits.runs import records
+from digits.util.display import shown
 
 
 def command_predict(context: Context) -> None:
@@ -61,29 +47,16 @@ def command_kaggle_data(context: Context) -> None:
 
 
 def command_kaggle_submit(context: Context) -> None:
-    """Submit the run's submission.csv (checked against test.csv) to the competition with the Kaggle command."""
+    """Submit the run's submission.csv (checked against test.csv) to the competition with the Kaggle command; a
+    quick run only with FORCE=1."""
     run = context.run
     metrics = records.read_metrics(run.folder)
+    if records.is_quick(metrics) and not context.options["force"]:
+        raise ValueError(f"{run.name} is a quick run, not a result: its submission would score far below the recipe's "
+                         "(FORCE=1 submits it anyway; `make runs` lists the others, `make use RUN=name` chooses one)")
     print(competition.submit(run.folder, context.data_dir / "test.csv", metrics, _kaggle(context)), flush=True)
     print(f"submitted {shown(run.folder / 'submission.csv')}: \"{competition.submission_message(metrics)}\"",
           flush=True)
-
-
-def command_clean_models(context: Context) -> None:
-    """Remove the run folders this project made in MODELS_DIR (and runs.csv), listing them first."""
-    folders = catalog.project_folders(context.models_dir)
-    if not folders:
-        print(f"nothing to remove: no folder in {shown(context.models_dir)} was made by this project")
-        return
-    training = [folder for folder in folders if catalog.in_training(folder)]
-    folders = [folder for folder in folders if folder not in training]
-    for folder in training:
-        print(f"left alone: {folder.name} is being trained by another command")
-    print(f"removing {len(folders)} folder(s) that this project made in {shown(context.models_dir)}:")
-    for folder in folders:
-        print(f"  {folder.name}")
-    removed = catalog.clean(context.models_dir, folders)
-    print(f"removed {len(removed)} folder(s); anything else in {shown(context.models_dir)} is left as it was")
 
 
 def command_lab(context: Context) -> None:
@@ -134,8 +107,8 @@ def command_serve_report(context: Context) -> None:
 
 
 COMMANDS: dict[str, Callable[[Context], None]] = {
-    "runs": command_runs, "predict": command_predict, "kaggle-data": command_kaggle_data,
-    "kaggle-submit": command_kaggle_submit, "clean-models": command_clean_models, "lab": command_lab,
+    "runs": kept.command_runs, "compare": kept.command_compare, "use": kept.command_use, "predict": command_predict, "kaggle-data": command_kaggle_data,
+    "kaggle-submit": command_kaggle_submit, "clean-models": kept.command_clean_models, "lab": command_lab,
     "serve-report": command_serve_report, "sweep": command_sweep,
 }
-RUNLESS = ("runs", "predict", "kaggle-data", "clean-models", "lab", "serve-report", "sweep")
+RUNLESS = ("runs", "compare", "use", "predict", "kaggle-data", "clean-models", "lab", "serve-report", "sweep")

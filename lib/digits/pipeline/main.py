@@ -48,11 +48,15 @@ STEP_COMMANDS = ("all", "notebooks", "report", *STEP_NAMES)
 
 
 def run_command(command: str, context: Context) -> None:
-    """Run a command: its steps in order, or one of the other commands."""
+    """Run a command: its steps in order, or one of the other commands. The run is chosen first where the data is
+    there already, so that the command's first line says which run it works on."""
+    needs_run = command not in RUNLESS if command in COMMANDS else any(step.needs_run for step in steps_for(command))
+    if needs_run and (context.data_dir / "train.csv").is_file():
+        context.run = choose_run(context, command)
     if command in COMMANDS:
-        if command not in RUNLESS:
+        if needs_run:
             step_data(context)
-            context.run = choose_run(context, command)
+            context.run = context.run or choose_run(context, command)
         COMMANDS[command](context)
         return
     started, seconds = time.perf_counter(), {}
@@ -95,7 +99,7 @@ def given_parameters(arguments: list[str], environment: Mapping[str, str]) -> di
 def make_context(command: str, arguments: list[str]) -> Context:
     """Parse the parameters once (one line naming a bad one) and say which exported shell variables are ignored."""
     typed = given_parameters(arguments, os.environ)
-    options = parse_options(typed, lists=command == "sweep")
+    options = parse_options(typed, lists=command in ("sweep", "runs"))
     for ignored in ignored_in_environment(os.environ, typed):
         print(f"note: {ignored} in the environment is ignored: give parameters on the make command line",
               file=sys.stderr)

@@ -56,10 +56,15 @@ def sweep(context: steps.Context, executor: Executor) -> None:
     if done:
         steps.step_explore(context)
         steps.step_report(context)
+    swept = [name for name, values in context.options.lists.items() if len(values) > 1]
+    catalog.record_sweep(context.models_dir, describe_grid(context.options), swept, [run.name for run in done])
     table = catalog.runs_table(context.models_dir, context.data_dir)
     table = table[table["run"].isin({run.name for run in done})]
     if len(table):
         print(text_table(table))
+        best = table.sort_values(["val_accuracy", "train_minutes"], ascending=[False, True]).iloc[0]
+        print(f"best by validation accuracy: {best['run']} ({best['val_accuracy']:.2%}); `make use RUN={best['run']}` "
+              "makes it the run that make report, predict and kaggle-submit use (the sweep changed nothing there)")
     if lost:
         raise ValueError(f"{len(lost)} of {len(members)} run(s) lost ({', '.join(sorted(lost))}): "
                          "the same command again resumes them")

@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import math
 import zipfile
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from digits.config import RECIPES
 from digits.util import files
 from digits.util.display import shown
-from digits.util.files import write_text_atomic
+from digits.util.files import atomic_path, write_text_atomic
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 # A run this far (or more) below its recipe's full-data validation accuracy is called a quick run.
@@ -205,3 +207,30 @@ def read_evaluation(path: Path) -> pd.DataFrame:
             raise ValueError(f"{shown(path)}: column {column!r} must hold numbers"
                              f"{' from 0 to 1' if column != 'epochs' else ''}")
     return table.astype(object).where(table.notna(), None)
+
+
+# --- The test probabilities evaluation keeps -----------------------------------------------------------------
+
+PROBABILITIES_FILE = "test_probabilities.npz"
+
+
+def probabilities_source(single_runs: Sequence[Any], data_dir: Path) -> str:
+    """What a run's test probabilities are made from: its models and test.csv, by content."""
+    return files.digest_of(*(run.folder / "model.keras" for run in single_runs), Path(data_dir) / "test.csv")
+
+
+def save_probabilities(run_dir: Path, probabilities: np.ndarray, source: str) -> None:
+    """Keep a run's test probabilities in its folder with what they were made from."""
+    with atomic_path(run_dir / PROBABILITIES_FILE) as temporary:
+        np.savez(temporary, probabilities=probabilities.astype(np.float32), source=source)
+
+
+def stored_probabilities(run_dir: Path, source: str, n_images: int) -> np.ndarray | None:
+    """The test probabilities kept in a run's folder, if made from `source` and one row per image; else None."""
+    try:
+        with np.load(run_dir / PROBABILITIES_FILE) as stored:
+            if str(stored["source"]) == source and stored["probabilities"].shape == (n_images, 10):
+                return stored["probabilities"]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        pass  # missing or damaged: the caller predicts again
+    return None
