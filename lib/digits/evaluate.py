@@ -15,6 +15,7 @@ from digits.data import load_split, load_test, load_test_labels
 from digits.model import load_model
 from digits.runs import Run, check_ready, records
 from digits.runs.catalog import kept_runs
+from digits.util.display import shown
 from digits.util.files import atomic_path, digest_of, write_frame_atomic
 
 
@@ -70,23 +71,49 @@ def _source_of_probabilities(run: Run) -> str:
     return digest_of(*(member.folder / "model.keras" for member in run.single_runs), run.data_dir / "test.csv")
 
 
+def _probabilities_digest(probabilities: np.ndarray) -> str:
+    """SHA-256 of the stored probabilities' values, their shape and type."""
+    values = np.ascontiguousarray(probabilities)
+    return hashlib.sha256(f"{values.dtype.str}{values.shape}".encode() + values.tobytes()).hexdigest()
+
+
 def save_test_probabilities(run: Run, probabilities: np.ndarray) -> None:
-    """Keep the run's test probabilities beside it, with what they were made from, for the submission."""
+    """Keep the run's test probabilities beside it, with what they were made from and their digest, for the
+    submission."""
+    stored = probabilities.astype(np.float32)
     with atomic_path(run.folder / PROBABILITIES_FILE) as temporary:
-        np.savez(temporary, probabilities=probabilities.astype(np.float32), source=_source_of_probabilities(run))
+        np.savez(temporary, probabilities=stored, source=_source_of_probabilities(run),
+                 digest=_probabilities_digest(stored))
+
+
+def _stored_probabilities(run: Run) -> tuple[np.ndarray, str] | None:
+    """The stored probabilities and their source, checked against their digest; None when there are none, and when
+    they are damaged (said in one line)."""
+    path = run.folder / PROBABILITIES_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            if sorted(stored.files) == ["probabilities", "source"]:
+                return None  # stored by an earlier version, without a digest: predicted again, not damaged
+            probabilities, source, digest = stored["probabilities"], str(stored["source"]), str(stored["digest"])
+    except Exception:  # noqa: BLE001 (a damaged archive raises whatever its damaged part makes zipfile or NumPy raise)
+        digest = None
+    if digest is not None and digest == _probabilities_digest(probabilities):
+        return probabilities, source
+    print(f"{shown(path)}: damaged: predicting the test images again", flush=True)
+    return None
 
 
 def test_probabilities(run: Run, test_images: np.ndarray) -> np.ndarray:
-    """The run's probabilities for the test images: those evaluation stored, if made from the same models and
-    test.csv and of the right shape; else predicted now."""
-    try:
-        with np.load(run.folder / PROBABILITIES_FILE) as stored:
-            if str(stored["source"]) == _source_of_probabilities(run) and stored["probabilities"].shape == (
-                    len(test_images), N_CLASSES):
-                return stored["probabilities"]
-    except (OSError, ValueError, KeyError, EOFError):
-        pass  # missing or damaged: predicting is the answer either way
-    return predict_run(run, test_images)
+    """The run's probabilities for the test images: those evaluation stored, if undamaged, made from the same
+    models and test.csv and of the right shape; else predicted now, and stored in their place."""
+    stored = _stored_probabilities(run)
+    if stored and stored[1] == _source_of_probabilities(run) and stored[0].shape == (len(test_images), N_CLASSES):
+        return stored[0]
+    probabilities = predict_run(run, test_images)
+    save_test_probabilities(run, probabilities)
+    return probabilities
 
 
 def _score(labels: np.ndarray | None, probabilities: np.ndarray) -> float | None:
