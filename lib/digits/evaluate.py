@@ -68,11 +68,15 @@ def save_test_probabilities(run: Run, probabilities: np.ndarray) -> None:
 
 
 def test_probabilities(run: Run, test_images: np.ndarray) -> np.ndarray:
-    """The run's probabilities for the test images: those evaluation stored, if made from the same models and
-    test.csv and of the right shape; else predicted now."""
+    """The run's probabilities for the test images: those evaluation stored, if undamaged, made from the same
+    models and test.csv and of the right shape; else predicted now, and stored in their place."""
     stored = records.stored_probabilities(run.folder, records.probabilities_source(run.single_runs, run.data_dir),
                                           len(test_images))
-    return predict_run(run, test_images) if stored is None else stored
+    if stored is not None:
+        return stored
+    probabilities = predict_run(run, test_images)
+    save_test_probabilities(run, probabilities)
+    return probabilities
 
 
 def _score(labels: np.ndarray | None, probabilities: np.ndarray) -> float | None:

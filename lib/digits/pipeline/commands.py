@@ -10,7 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from digits.pipeline import kaggle as competition
-from digits.pipeline import kept, kernel, sweep
+from digits.pipeline import kept, kernel, serving, sweep
+from digits.pipeline.commandline import using_line
 from digits.pipeline.steps import Context, choose_run
 from digits.pipeline.workers import Executor
 from digits.runs import records
@@ -40,8 +41,9 @@ def _kaggle(context: Context) -> str:
 
 
 def command_kaggle_data(context: Context) -> None:
-    """Download the competition's files with the Kaggle command into DATA_DIR, checked before they land."""
-    rows = competition.download_data(context.data_dir, _kaggle(context))
+    """Download the competition's files with the Kaggle command into DATA_DIR, checked before they land; files
+    already there are replaced only with FORCE=1."""
+    rows = competition.download_data(context.data_dir, _kaggle(context), replace=bool(context.options["force"]))
     print(f"downloaded Kaggle's train.csv ({rows['train']:,} rows) and test.csv ({rows['test']:,} rows) "
           f"into {shown(context.data_dir)}", flush=True)
 
@@ -75,13 +77,19 @@ def command_lab(context: Context) -> None:
 
 
 def executor(context: Context) -> Executor:
-    """The workers that train several runs at once: a local cluster (WORKERS), or DASK_SCHEDULER_ADDRESS's."""
-    return Executor(context.options["workers"], context.options["dask_scheduler_address"])
+    """The workers that train several runs at once: a local cluster (WORKERS), or DASK_SCHEDULER_ADDRESS's (saying
+    so when it comes from the environment)."""
+    address = context.options["dask_scheduler_address"]
+    if "dask_scheduler_address" in context.options.from_environment and address:
+        print(using_line("dask_scheduler_address", address), file=sys.stderr, flush=True)
+    return Executor(context.options["workers"], address)
 
 
 def command_sweep(context: Context) -> None:
     """Train every combination of the comma lists of run parameters on the workers; evaluate; report."""
-    with executor(context) as workers:
+    workers = executor(context)
+    sweep.announce(context.options, workers.where())
+    with workers:
         sweep.sweep(context, workers)
 
 
@@ -100,10 +108,7 @@ def command_serve_report(context: Context) -> None:
     book = context.project / "report" / "_book"
     if not (book / "index.html").is_file():
         raise ValueError(f"{shown(book / 'index.html')}: missing; `make report` renders the book first")
-    port = str(context.options["port"] or 8000)
-    print(f"serving {shown(book)} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(book),
-                              port])
+    serving.serve(book, context.options["port"] or serving.DEFAULT_PORT)
 
 
 COMMANDS: dict[str, Callable[[Context], None]] = {

@@ -15,7 +15,7 @@ import numpy as np
 from digits.data import csv_rows
 from digits.formats.csvfiles import TRAIN_COLUMNS
 from digits.pipeline.steps import Context
-from digits.runs import Run, catalog, cleaning, records
+from digits.runs import Run, catalog, records, removal
 from digits.runs.comparison import comparisons, why_nothing_compares
 from digits.util.display import shown, text_table
 from digits.util.files import atomic_path, write_frame_atomic
@@ -102,7 +102,7 @@ def command_use(context: Context) -> None:
 def command_clean_models(context: Context) -> None:
     """Remove the runs this project made in MODELS_DIR (RUN=name: that one only), file by file: what the project
     did not make is kept and named."""
-    folders = cleaning.project_folders(context.models_dir)
+    folders = removal.project_folders(context.models_dir)
     if context.options["run"]:
         folder = context.models_dir / context.options["run"]
         if folder not in folders:
@@ -111,16 +111,16 @@ def command_clean_models(context: Context) -> None:
     if not folders:
         print(f"nothing to remove: no folder in {shown(context.models_dir)} was made by this project")
         return
-    for folder in [folder for folder in folders if cleaning.in_training(folder)]:
+    for folder in [folder for folder in folders if removal.in_training(folder)]:
         print(f"left alone: {folder.name} is being trained by another command")
         folders.remove(folder)
     print(f"removing {len(folders)} run folder(s) that this project made in {shown(context.models_dir)}:")
     for folder in folders:
-        kept = cleaning.remove_run(folder)
+        kept = removal.remove_run(folder)
         print(f"  {folder.name}" + (f": kept {', '.join(_relative(path, folder) for path in kept)}, "
                                     "not made by this project" if kept else ""))
     if not context.options["run"]:
-        cleaning.remove_folder_files(context.models_dir)
+        removal.remove_folder_files(context.models_dir)
     print(f"anything else in {shown(context.models_dir)} is left as it was")
 
 

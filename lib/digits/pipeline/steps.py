@@ -18,7 +18,7 @@ from typing import Any
 from digits import runs
 from digits.data import prepare_data
 from digits.parameters import RUN_PARAMETERS
-from digits.pipeline import notebooks
+from digits.pipeline import cleaning, notebooks
 from digits.pipeline.commandline import Options
 from digits.pipeline.kaggle import check_submission
 from digits.pipeline.kernel import share_of_cores
@@ -225,8 +225,9 @@ def step_report(context: Context) -> None:
                                    str(target)):
             tryit.write_model(run, target)
 
-    entry = render_report(context.project / "report", run, chapters, quarto_command(quarto),
-                          extra_inputs=library_digest(context.project), write_model=write_model)
+    with cleaning.recording(context.project / "report"):  # what `make clean` may remove later
+        entry = render_report(context.project / "report", run, chapters, quarto_command(quarto),
+                              extra_inputs=library_digest(context.project), write_model=write_model)
     print(f"report: {shown(entry)} (run {run.name})", flush=True)
 
 

@@ -7,6 +7,7 @@ CSV and JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import zipfile
@@ -219,18 +220,31 @@ def probabilities_source(single_runs: Sequence[Any], data_dir: Path) -> str:
     return files.digest_of(*(run.folder / "model.keras" for run in single_runs), Path(data_dir) / "test.csv")
 
 
+def _probabilities_digest(probabilities: np.ndarray) -> str:
+    """SHA-256 of stored probabilities' values, their shape and type."""
+    values = np.ascontiguousarray(probabilities)
+    return hashlib.sha256(f"{values.dtype.str}{values.shape}".encode() + values.tobytes()).hexdigest()
+
+
 def save_probabilities(run_dir: Path, probabilities: np.ndarray, source: str) -> None:
-    """Keep a run's test probabilities in its folder with what they were made from."""
+    """Keep a run's test probabilities in its folder with what they were made from and their digest."""
+    stored = probabilities.astype(np.float32)
     with atomic_path(run_dir / PROBABILITIES_FILE) as temporary:
-        np.savez(temporary, probabilities=probabilities.astype(np.float32), source=source)
+        np.savez(temporary, probabilities=stored, source=source, digest=_probabilities_digest(stored))
 
 
 def stored_probabilities(run_dir: Path, source: str, n_images: int) -> np.ndarray | None:
-    """The test probabilities kept in a run's folder, if made from `source` and one row per image; else None."""
+    """The test probabilities kept in a run's folder, if undamaged (checked against their digest), made from
+    `source` and one row per image; else None. A damaged file is named in one line."""
+    path = run_dir / PROBABILITIES_FILE
+    if not path.is_file():
+        return None
     try:
-        with np.load(run_dir / PROBABILITIES_FILE) as stored:
-            if str(stored["source"]) == source and stored["probabilities"].shape == (n_images, 10):
-                return stored["probabilities"]
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        pass  # missing or damaged: the caller predicts again
-    return None
+        with np.load(path, allow_pickle=False) as stored:
+            probabilities, stored_source, digest = stored["probabilities"], str(stored["source"]), str(stored["digest"])
+    except Exception:  # noqa: BLE001 (a damaged archive raises whatever its damaged part makes zipfile or NumPy raise)
+        digest = None
+    if digest is None or digest != _probabilities_digest(probabilities):
+        print(f"{shown(path)}: damaged: predicting the test images again", flush=True)
+        return None
+    return probabilities if stored_source == source and probabilities.shape == (n_images, 10) else None

@@ -1,4 +1,4 @@
-"""Cleaning: removing runs this project made, file by file, and never anything else.
+"""Removal: removing runs this project made, file by file, and never anything else.
 
 A run folder is the project's when its run.json carries the project's mark with
 the folder's own name. In it, only the files the project writes are removed (by
