@@ -157,15 +157,18 @@ def test_epochs_2_trains_a_second_run_and_a_bare_report_shows_it(fresh_project):
     assert trainings(result.stdout) == 1
     second = run_folder(fresh_project, "strided-e2-s42-b64-d")
     assert run_folder(fresh_project, QUICK_RUN).is_dir()
-    again = run_make(fresh_project, "all", *QUICK)  # the first run is kept and reused
-    assert again.returncode == 0 and trainings(again.stdout) == 0
-    # A bare `make report` shows the latest finished run (the e2 run), training nothing.
+    # A bare `make report` shows the run the last `make all` named (the e2 run), training nothing.
     result = run_make(fresh_project, "report", "DATA_DIR=tiny data")
     assert result.returncode == 0, result.stderr
     assert trainings(result.stdout) == 0 and "20-train.ipynb" not in result.stdout
-    assert reported(result, second)
+    assert reported(result, second) and "the run the last `make all` or `make train` named" in result.stdout.splitlines()[0]
     page = (fresh_project / "report" / "_book" / "index.html").read_text()
     assert f"<strong>{second.name}</strong>" in page  # the current run is highlighted in the Runs table
+    first = run_folder(fresh_project, QUICK_RUN)
+    again = run_make(fresh_project, "all", *QUICK)  # the first run is kept and reused, and named again
+    assert again.returncode == 0 and trainings(again.stdout) == 0
+    assert f"reused {first.name} (trained " in again.stdout
+    assert reported(run_make(fresh_project, "report", "DATA_DIR=tiny data"), first)
 
 
 def test_make_runs_lists_every_run_and_writes_runs_csv(finished_project, tmp_path):

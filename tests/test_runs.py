@@ -15,7 +15,7 @@ import pytest
 
 from digits import runs
 from digits.parameters import RUN_PARAMETERS, parse_parameters
-from digits.runs import catalog, records
+from digits.runs import catalog, records, removal
 from digits.util.files import atomic_path, exclusive_lock, remove_stale_partials
 from helpers import PROJECT_ROOT, fake_finished_run, run_pipeline, write_tiny_data
 
@@ -112,11 +112,15 @@ def test_only_folders_this_project_made_are_its_own(record, ours, tmp_path):
     name = record.get("run", "exp1")
     (tmp_path / name).mkdir()
     (tmp_path / name / "run.json").write_text(json.dumps(record))
-    assert catalog.made_by_this_project(tmp_path / name) is ours
+    assert removal.made_by_this_project(tmp_path / name) is ours
 
 
-def test_clean_removes_only_the_folders_the_project_made(tmp_path):
+def test_removing_runs_takes_only_the_folders_and_files_the_project_made(tmp_path):
     run = fake_finished_run(tmp_path, "2026-01-01T00:00:00+00:00", 0.9, epochs=2)
+    noted = fake_finished_run(tmp_path, "2026-01-02T00:00:00+00:00", 0.9, epochs=3)
+    (noted.folder / "NOTES.md").write_text("# kept for the talk\n")
+    (noted.folder / "checkpoint").mkdir()
+    (noted.folder / "checkpoint" / "my figure.png").write_bytes(b"png")
     models = tmp_path / "models"
     (models / "my notes").mkdir()
     (models / "my notes" / "keep.txt").write_text("mine")
@@ -126,9 +130,11 @@ def test_clean_removes_only_the_folders_the_project_made(tmp_path):
     outside.mkdir()
     (models / "link").symlink_to(outside)
     (outside / "run.json").write_text(json.dumps({"run": "link", "made_by": "digit-recognizer"}))
-    assert catalog.project_folders(models) == [run.folder]
-    assert catalog.clean(models, catalog.project_folders(models)) == [run.name]
-    assert sorted(path.name for path in models.iterdir()) == ["exp1", "link", "my notes"]
+    assert removal.project_folders(models) == sorted([run.folder, noted.folder])
+    assert removal.remove_run(run.folder) == [] and not run.folder.exists()
+    assert removal.remove_run(noted.folder) == [noted.folder / "NOTES.md", noted.folder / "checkpoint" / "my figure.png"]
+    assert sorted(path.name for path in noted.folder.rglob("*")) == ["NOTES.md", "checkpoint", "my figure.png"]
+    assert sorted(path.name for path in models.iterdir()) == ["exp1", "link", "my notes", noted.name]
     assert (outside / "run.json").is_file()
 
 

@@ -83,7 +83,7 @@ LAYERS = [
     ["util.*"],
     ["config", "parameters", "formats.*", "data"],
     ["runs.*"],
-    ["model", "train", "evaluate", "predict", "plots"],
+    ["model", "train", "evaluate", "predict", "compare", "plots"],
     ["report.*"],
     ["pipeline.*"],
 ]

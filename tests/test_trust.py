@@ -494,7 +494,7 @@ def test_kaggle_data_replaces_files_only_with_force_and_says_what_it_removes(pro
 
 
 def test_the_cluster_recipe_binds_the_scheduler_to_one_interface_and_warns():
-    notes = (PROJECT_ROOT / "docs" / "trust-notes.md").read_text()
+    notes = (PROJECT_ROOT / "docs" / "runs-and-sweeps.md").read_text()
     started = re.findall(r"^.*\bdask scheduler\b.*$", notes, flags=re.MULTILINE)
     assert started and all("--host" in line and "0.0.0.0" not in line for line in started)
     assert "tls://" in notes and "Warning" in notes and "--host" in notes

@@ -7,8 +7,10 @@ layer or those below it (tests/test_structure.py holds the package to this):
 2. `config`, `parameters`, `formats/`, `data`: the image format, the networks
    and their recipes; every parameter with its parser; Kaggle's CSV, MNIST's IDX
    and the submission format, read strictly; the data folder and the split.
-3. `runs/`      a run worked out once from its parameters, its files, the catalog.
-4. `model`, `train`, `evaluate`, `predict`, `plots`: the work the notebooks do.
+3. `runs/`      a run worked out once from its parameters, its files, the kept
+   runs compared and chosen, and removed file by file.
+4. `model`, `train`, `evaluate`, `predict`, `compare`, `plots`: the work the
+   notebooks and the commands do (`compare`: is run B better than run A?).
 5. `report/`    the summary page, the HTML book or page, Try it and the widget.
 6. `pipeline/`  what `make` runs: the command line parsed once, the steps in
    their one order, the notebooks and their kernel, workers, sweeps, Kaggle.

@@ -65,8 +65,8 @@ class Verdict:
             told = (f"{better} gets {gained} more of the {self.scored_on} images right than {worse} "
                     f"({abs(self.difference):.2f} points)")
         beyond_chance = self.p_value < SIGNIFICANCE
-        words = [f"{told}. McNemar's exact test gives p = {self.p_value:.3g}: the difference is "
-                 f"{'larger' if beyond_chance else 'no larger'} than chance."]
+        chance = "larger" if beyond_chance else "no larger"
+        words = [f"{told}. McNemar's exact test gives p = {self.p_value:.3g}: the difference is {chance} than chance."]
         if self.spreads:
             spread = max(sd for sd, _ in self.spreads.values()) * 100
             seeds = " and ".join(f"{n} seeds of {name}'s recipe" for name, (_, n) in self.spreads.items())

@@ -12,7 +12,7 @@ library code), and what is on disk decides, not a stamp.
 
 `all` and `train` work on the run their parameters name, training it if needed.
 The other commands work on the run that run parameters name, or RUN=name, or
-else the latest finished run, and never train it.
+else the chosen run (digits.runs.catalog.chosen), and never train it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from digits.compare import Verdict, verdict
 from digits.data import csv_rows, load_test, load_test_labels
 from digits.formats.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS
 from digits.runs import Run, catalog, records
-from digits.runs.comparison import RECIPE, Comparison, comparisons, is_quick, why_nothing_compares
+from digits.runs.comparison import RECIPE, Comparison, comparisons, on_a_sample, why_nothing_compares
 from digits.util.display import markdown_table, markdown_text, percent
 
 SWEEP_FIGURE = "runs-sweep.png"
@@ -36,7 +36,7 @@ def tables_markdown(found: list[Comparison]) -> str:
         shared = ", ".join(f"{name} {value}" for name, value in comparison.shared.items()
                            if name in ("arch", "epochs", "sample_size") and name != comparison.parameter)
         what = ("the spread between seeds" if comparison.parameter == "seed"
-                else f"accuracy by `{markdown_text(comparison.parameter)}`, seeds pooled")
+                else f"accuracy by `{comparison.parameter}`, seeds pooled")  # a parameter's name: safe as code
         parts += [f"**{markdown_text(comparison.title)}**: {what} ({markdown_text(shared)}).", "",
                   markdown_table(comparison.header, comparison.rows()), ""]
     return "\n".join(parts)
@@ -80,7 +80,7 @@ def most_like(metrics: dict, kept: list[dict], rows_of_data: int) -> dict | None
     def differences(other: dict) -> int:
         return sum(other.get(name) != metrics.get(name) for name in [*RECIPE, "seed"])
     alike = [other for other in kept if differences(other) == 1
-             and is_quick(other, rows_of_data) == is_quick(metrics, rows_of_data)]
+             and on_a_sample(other, rows_of_data) == on_a_sample(metrics, rows_of_data)]
     return max(alike, key=lambda other: other["finished_at"], default=None)
 
 

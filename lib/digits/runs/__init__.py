@@ -10,8 +10,10 @@
 Everything that needs a run (the pipeline, the training notebook under papermill
 or by hand in JupyterLab, evaluation, submission, prediction, the report) gets
 a `Run` from `resolve` (parameters to a run, here) or `catalog.find` (a kept run
-by name, or the latest for the data in DATA_DIR), so no two places can disagree
-on its name, folder or recipe. `records` checks a run's files before any use.
+by name, or the chosen one: `catalog.chosen`), so no two places can disagree on
+its name, folder or recipe. `records` checks a run's files before any use;
+`comparison` says what a set of kept runs shows; `removal` removes a run's
+files, and only those the project made.
 
 The subpackage imports digits.util and the layer of digits.config, digits.parameters,
 digits.formats and digits.data; nothing here imports TensorFlow.

@@ -63,8 +63,8 @@ def _key(metrics: dict, names: list[str]) -> str:
     return json.dumps([metrics.get(name) for name in names])
 
 
-def is_quick(metrics: dict, rows_of_data: int) -> bool:
-    """True for a run trained on fewer images than the data has."""
+def on_a_sample(metrics: dict, rows_of_data: int) -> bool:
+    """True for a run trained on a sample: fewer images than the data has (a quick run, whatever its accuracy)."""
     return 0 < (metrics.get("sample_size") or 0) < rows_of_data
 
 
@@ -90,7 +90,7 @@ def comparisons(kept: list[dict], rows_of_data: int, parameters: list[str] | Non
     """Every comparison the kept single runs' metrics allow (or only along `parameters`), quick runs apart."""
     found = []
     for quick in (False, True):
-        group = [metrics for metrics in kept if is_quick(metrics, rows_of_data) == quick]
+        group = [metrics for metrics in kept if on_a_sample(metrics, rows_of_data) == quick]
         if len(group) < 2:
             continue
         score = "test_accuracy" if all(m.get("test_accuracy") is not None for m in group) else "val_accuracy"
@@ -114,7 +114,7 @@ def why_nothing_compares(kept: list[dict], rows_of_data: int) -> str:
     if len(kept) < 2:
         return ("Only one run is kept, so there is nothing to compare it with: train another with one parameter "
                 "changed (`make all EPOCHS=30`), or the same recipe with other seeds (`make sweep SEED=42,43,44`).")
-    groups = [[m for m in kept if is_quick(m, rows_of_data) == quick] for quick in (False, True)]
+    groups = [[m for m in kept if on_a_sample(m, rows_of_data) == quick] for quick in (False, True)]
     pairs = [(a, b) for group in groups for index, a in enumerate(group) for b in group[index + 1:]]
     if not pairs:
         return ("The kept runs cannot be compared: quick runs (trained on a sample of the data) are compared only "

@@ -48,7 +48,7 @@ def in_training(folder: Path) -> bool:
 def _executed_notebooks(folder: Path) -> list[Path]:
     """The executed copies of the project's notebooks (and of those that failed) in a run's notebooks/ folder."""
     names = [path.name for path in (project_root() / "notebooks").glob("*.ipynb")]
-    return [folder / "notebooks" / prefix + name for name in names for prefix in ("", "_failed-")]
+    return [folder / "notebooks" / (prefix + name) for name in names for prefix in ("", "_failed-")]
 
 
 def made_files(folder: Path) -> list[Path]:
