@@ -91,7 +91,7 @@ def test_a_run_trained_in_lab_is_picked_up_by_the_next_notebooks_and_by_make(lab
     # `make all` with the same values finds the same run and trains nothing.
     result = run_make(lab_project, "all", "EPOCHS=1", "SAMPLE_SIZE=500", "BATCH_SIZE=64")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert trainings(result.stdout) == 0 and f"reusing the finished run models/{run.name}" in result.stdout
+    assert trainings(result.stdout) == 0 and f"reused {run.name} (trained " in result.stdout
     assert reported(result, run)
     # git sees the edited parameters and nothing else: no outputs, counts, kernel metadata or other notebooks.
     assert git(lab_project, "diff", "--name-only", "notebooks").splitlines() == ["notebooks/20-train.ipynb"]

@@ -197,7 +197,7 @@ def test_an_ensemble_trains_only_its_missing_members_and_averages_them(fresh_pro
     assert len(read_submission(ensemble / "submission.csv", expected_rows=200)) == 200
     assert reported(result, ensemble)
     assert "the average of 2 `strided` runs" in (fresh_project / "report" / "_summary.md").read_text()
-    # The ensemble is now the latest: a bare `make report` shows it, training nothing.
+    # `make all` named the ensemble, so it is the chosen run: a bare `make report` shows it, training nothing.
     result = run_make(fresh_project, "report", "DATA_DIR=tiny data")
     assert result.returncode == 0 and trainings(result.stdout) == 0
     assert reported(result, ensemble)
@@ -210,7 +210,7 @@ def test_editing_the_library_reruns_the_notebooks_but_not_the_training(fresh_pro
     assert result.returncode == 0, result.stderr
     assert all(f"==> running notebooks/{name}.ipynb" in result.stdout
                for name in ("10-explore", "20-train", "30-evaluate", "40-submit"))
-    assert trainings(result.stdout) == 0 and "reusing the finished run" in result.stdout
+    assert trainings(result.stdout) == 0 and "nothing to train" in result.stdout
     assert "this clone's own library" in result.stdout  # the kernel imported the copy's lib/, not the installed one
 
 

@@ -249,7 +249,7 @@ def fit_run(run: Run, split: Split, extra_callbacks: Sequence[keras.callbacks.Ca
     key = fingerprint(plan, split)
     finished = _finished_run(run, plan, key)
     if finished:
-        print(f"reusing the finished run {shown(run.folder)}: same parameters, architecture and data", flush=True)
+        print(records.reused_line(run.folder), flush=True)
         return finished
     rows: list[dict] = []
     model = new_model(plan)

@@ -150,17 +150,10 @@ def step_train(context: Context) -> None:
             trained = train_member(context.project, context.data_dir, member, context.kernel, context.train)
             context.notebooks_ran |= trained
             if not trained:
-                print(reused_line(member), flush=True)
+                print(records.reused_line(member.folder), flush=True)
     runs.create_folder(run)
     if context.train:
         catalog.choose(run, "the run the last `make all` or `make train` named")
-
-
-def reused_line(run: Run) -> str:
-    """`reused strided-e15-s42 (trained 2026-12-06, 5.7 min): nothing to train`."""
-    metrics = records.read_metrics(run.folder)
-    return (f"reused {run.name} (trained {metrics['finished_at'][:10]}, {metrics['train_seconds'] / 60:.1f} min): "
-            "nothing to train")
 
 
 def _downstream(context: Context, step: str, notebook_name: str) -> tuple[Path, str]:

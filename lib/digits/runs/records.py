@@ -210,6 +210,13 @@ def read_evaluation(path: Path) -> pd.DataFrame:
     return table.astype(object).where(table.notna(), None)
 
 
+def reused_line(run_dir: Path) -> str:
+    """`reused strided-e15-s42 (trained 2026-12-06, 5.7 min): nothing to train`, for a finished run."""
+    metrics = read_metrics(run_dir)
+    return (f"reused {metrics['run']} (trained {metrics['finished_at'][:10]}, {metrics['train_seconds'] / 60:.1f} "
+            "min): nothing to train")
+
+
 # --- The test probabilities evaluation keeps -----------------------------------------------------------------
 
 PROBABILITIES_FILE = "test_probabilities.npz"
