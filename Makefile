@@ -13,28 +13,27 @@
 # Parameters (make all EPOCHS=30) reach the pipeline exactly as typed: it reads them from MAKEFLAGS, where
 # Make keeps its command line. Make neither expands them nor exports them, so `$`, `$(...)`, quotes and
 # spaces are characters like any other, and no value is ever part of a shell command.
+#
+# The environment (VENV=dir for another one, GPU=1 for TensorFlow with CUDA) is set up by a module that needs only
+# the system's python3 (digits.pipeline.environment). VENV and GPU are read from make's command line, else from the
+# environment; Make never expands them: VENV reaches the recipes as the variable DIGITS_VENV, taken unexpanded with
+# $(value ...), and they quote it.
 
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 unexport $(foreach variable,$(.VARIABLES),$(if $(filter command line,$(origin $(variable))),$(variable)))
 
-# The environment (VENV=dir for another one, GPU=1 for TensorFlow with CUDA): Make's own settings.
 VENV ?= .venv
-GPU ?=
-quote = '$(subst ','\'',$(1))'
-VENV_DIR := $(value VENV)
-PYTHON := $(call quote,$(VENV_DIR)/bin/python)
-VARIANT := $(if $(filter 1,$(GPU)),gpu,cpu)
-LOCK := requirements$(if $(filter gpu,$(VARIANT)),-gpu).lock
-SETUP_DONE := $(VENV_DIR)/.setup-$(VARIANT)
+export DIGITS_VENV := $(value VENV)
 # Every step runs this clone's own lib/, even in an environment that several clones share.
 export PYTHONPATH := lib
 export PYTHONUNBUFFERED := 1
-PIPELINE := $(PYTHON) -m digits.pipeline
+PYTHON := "$$DIGITS_VENV/bin/python"
+ENVIRONMENT := python3 -m digits.pipeline.environment
 
-PIPELINE_TARGETS := all notebooks report data explore train evaluate submit runs predict kaggle-data kaggle-submit \
-	clean-models lab serve-report sweep
+PIPELINE_TARGETS := all notebooks report data explore train evaluate submit runs compare use predict kaggle-data \
+	kaggle-submit clean-models lab serve-report sweep
 .PHONY: help check setup lock test test-fast clean $(PIPELINE_TARGETS)
 
 help: ## List the targets and the parameters
@@ -54,45 +53,33 @@ train: setup ## Train the run the parameters name (notebooks/20-train.ipynb), or
 evaluate: setup ## Run notebooks/30-evaluate.ipynb: test accuracy, confusion matrix, mistakes
 submit: setup ## Run notebooks/40-submit.ipynb: write the run's submission.csv
 sweep: setup ## Many runs in one command: make sweep EPOCHS=5,10,15 SEED=42,43 [WORKERS=2] (see README)
-runs: setup ## Compare every kept run: print the table and write MODELS_DIR/runs.csv
+runs: setup ## The kept runs: their table (EPOCHS=15,30 ARCH=wide selects, SORT=val_accuracy sorts), what they show
+compare: setup ## Is one run better than another? make compare RUN=a,b (counts, McNemar's p-value, seeds, figure)
+use: setup ## Choose the run that report, predict, submit and kaggle-submit use: make use RUN=name
 predict: setup ## Read your own images: make predict IMAGES=folder-or-file [RUN=name]
 kaggle-data: setup ## Download Kaggle's train.csv and test.csv into DATA_DIR (needs Kaggle credentials)
 kaggle-submit: setup ## Submit the run's submission.csv to Kaggle, with the run and its validation accuracy
-clean-models: setup ## Remove the run folders this project made in MODELS_DIR (nothing else), listing them first
+clean-models: setup ## Remove the runs this project made in MODELS_DIR (RUN=name: one), keeping files it did not make
 lab: setup ## Open JupyterLab at the project's root (127.0.0.1, with a token; PORT=..., BROWSER=no)
 serve-report: setup ## Serve the rendered book on 127.0.0.1:8000 (PORT=...), where its search works
 
 # One entry point orders the steps of each of these targets.
 $(PIPELINE_TARGETS):
-	@$(PIPELINE) $@
+	@$(PYTHON) -m digits.pipeline $@
 
-# Before the environment is installed, the parameters are checked with the system's Python, so that a typo costs no
-# install; afterwards the pipeline parses them (once) itself.
-check: ## Check the parameters (needs no environment)
-	@python3 -m digits.pipeline.commandline check
-
-setup: $(SETUP_DONE) ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
-	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 && ! git config --get filter.nbstripout.clean >/dev/null \
-		&& $(PYTHON) -m nbstripout --install && git config filter.nbstripout.extrakeys "metadata.language_info" \
-		&& echo "installed the nbstripout git filter: notebook outputs never reach a commit" || true
+# Before the environment is installed, VENV, GPU and the parameters are checked with the system's Python, so that a
+# typo costs no install; afterwards the pipeline parses them (once) itself.
+check: ## Check the parameters, VENV and GPU (needs no environment)
+	@$(ENVIRONMENT) check
 
 # Every package at the exact version and hash of the lock file; then this project (editable), its kernel and
-# JupyterLab's settings. An existing environment (a conda one given as VENV=$$CONDA_PREFIX) is used as it is.
-# The CPU and GPU builds of TensorFlow cannot share an environment: switching removes the other one first.
-$(SETUP_DONE): $(LOCK) pyproject.toml | check
-	@if [ $(VARIANT) = gpu ] && [ "$$(uname -s)" != Linux ]; then \
-		echo "error: GPU=1 installs TensorFlow with CUDA, which exists for Linux only" >&2; exit 2; fi
-	@echo "setting up the environment in $(VENV_DIR) from $(LOCK) (a few minutes the first time)"
-	@test -x $(PYTHON) || python3 -m venv $(call quote,$(VENV_DIR))
-	@if [ -f $(call quote,$(VENV_DIR)/.setup-$(if $(filter gpu,$(VARIANT)),cpu,gpu)) ]; then \
-		$(PYTHON) -m pip uninstall --quiet --yes tensorflow tensorflow-cpu; \
-		rm $(call quote,$(VENV_DIR)/.setup-$(if $(filter gpu,$(VARIANT)),cpu,gpu)); fi
-	@$(PYTHON) -m pip install --quiet --require-hashes -r $(LOCK)
-	@$(PYTHON) -m pip install --quiet --no-deps -e .
-	@$(PYTHON) -m digits.pipeline.kernel install
-	@touch $(call quote,$@)
+# JupyterLab's settings; and in a git clone, the nbstripout filter. Only when the lock file or pyproject.toml changed
+# since the environment was installed (its stamp holds their digest). An existing environment (a conda one given as
+# VENV=$$CONDA_PREFIX) is used as it is.
+setup: ## Create the environment (.venv, or VENV=dir; GPU=1 for CUDA on Linux) from the lock
+	@$(ENVIRONMENT) install
 
-lock: ## Refresh requirements.lock and requirements-gpu.lock from pyproject.toml (needs PyPI)
+lock: check ## Refresh requirements.lock and requirements-gpu.lock from pyproject.toml (needs PyPI)
 	$(PYTHON) -m pip install --quiet uv
 	$(PYTHON) -m uv pip compile pyproject.toml --quiet --extra dev --universal --generate-hashes \
 		--python-version 3.10 -o requirements.lock
@@ -105,6 +92,5 @@ test: setup ## Run every test (about 20 minutes on 2 cores)
 test-fast: setup ## Run the tests that train nothing and open no browser (a few minutes): the edit loop
 	$(PYTHON) -m pytest -m "not slow"
 
-clean: ## Remove the rendered report (keeps data, runs and the environment)
-	rm -rf report/notebooks report/_book report/.quarto report/_summary.md report/_chapters.yml \
-		report/submission.csv report/runs-accuracy.png report/runs-sweep.png report/try-it.qmd report/try-it-model.json
+clean: ## Remove what rendering the report wrote (listed as it wrote it), keeping any other file; data, runs stay
+	@python3 -m digits.pipeline.cleaning

@@ -24,6 +24,7 @@ import pytest
 
 from digits.formats.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, write_csv
 from digits.parameters import PARAMETERS_LIST
+from digits.pipeline.environment import up_to_date
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 # A quick run on the 600 rows of `tiny data`: what the pipeline tests train.
@@ -137,9 +138,7 @@ def run_folder(project: Path, prefix: str, models: str = "models") -> Path:
 def copy_project(destination: Path) -> Path:
     """A copy of the project as a fresh clone has it (the files git tracks, and new ones it does not ignore),
     sharing this environment (set up by `make setup`)."""
-    stamps = [*Path(sys.prefix).glob(".setup-cpu"), *Path(sys.prefix).glob(".setup-gpu")]
-    newest_input = max((PROJECT_ROOT / name).stat().st_mtime for name in ("pyproject.toml", "requirements.lock"))
-    if not stamps or stamps[0].stat().st_mtime < newest_input:
+    if not any(up_to_date(Path(sys.prefix), gpu, PROJECT_ROOT) for gpu in (False, True)):
         pytest.skip("the pipeline tests use the project environment: run them with `make test`")
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=PROJECT_ROOT,
                             capture_output=True, check=True).stdout.decode().split("\0")

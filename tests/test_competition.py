@@ -53,10 +53,11 @@ def fake_kaggle(tmp_path, mnist) -> dict[str, str]:
             "FAKE_KAGGLE_FILES": str(files), "KAGGLE_API_TOKEN": "a-token", "HOME": str(tmp_path / "home")}
 
 
-def make_kaggle_data(project: Path, fake_kaggle: dict[str, str], data: Path, **environment: str):
-    """`make kaggle-data DATA_DIR=data KAGGLE=<the stand-in>` with the stand-in's environment."""
+def make_kaggle_data(project: Path, fake_kaggle: dict[str, str], data: Path, *arguments: str, **environment: str):
+    """`make kaggle-data DATA_DIR=data KAGGLE=<the stand-in> ARGUMENTS` with the stand-in's environment."""
     settings = {key: value for key, value in {**fake_kaggle, **environment}.items() if key != "KAGGLE"}
-    return run_make(project, "kaggle-data", f"DATA_DIR={data}", f"KAGGLE={fake_kaggle['KAGGLE']}", **settings)
+    return run_make(project, "kaggle-data", f"DATA_DIR={data}", f"KAGGLE={fake_kaggle['KAGGLE']}", *arguments,
+                    **settings)
 
 
 def calls(environment: dict[str, str]) -> list[list[str]]:
@@ -89,7 +90,7 @@ def test_a_bad_download_changes_nothing(project, fake_kaggle, tmp_path, mnist):
     before = {path.name: path.read_bytes() for path in data.iterdir()}
     broken = Path(fake_kaggle["FAKE_KAGGLE_FILES"]) / "train.csv"
     broken.write_text(broken.read_text().replace("\n0,", "\n11,", 1))  # a label out of range
-    result = make_kaggle_data(project, fake_kaggle, data)
+    result = make_kaggle_data(project, fake_kaggle, data, "FORCE=1")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "downloaded train.csv, line 3, column label: value 11 is outside 0..9" in errors[0]

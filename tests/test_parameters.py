@@ -101,8 +101,9 @@ def test_the_training_notebook_has_each_run_parameter_with_its_default():
     for line in source.splitlines():
         name, value = re.match(r"(\w+): [^=]+ = (.*?)  #", line).groups()
         defaults[name] = eval(value)
-    assert list(defaults) == [p.name for p in RUN_PARAMETERS] + ["data_dir", "models_dir"]
-    assert defaults == {p.name: p.default for p in (*RUN_PARAMETERS, PARAMETERS["data_dir"], PARAMETERS["models_dir"])}
+    assert list(defaults) == [p.name for p in RUN_PARAMETERS] + ["data_dir", "models_dir", "choose"]
+    assert defaults == {p.name: p.default for p in (*RUN_PARAMETERS, PARAMETERS["data_dir"], PARAMETERS["models_dir"])
+                        } | {"choose": True}
 
 
 def test_relative_paths_are_relative_to_the_project_of_the_working_folder(tmp_path, monkeypatch):

@@ -37,7 +37,7 @@ def test_a_grid_on_two_local_workers_makes_the_runs_make_all_makes(fresh_project
     result = run_make(fresh_project, "sweep", *GRID, "WORKERS=2")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines[0] == "sweep: 4 runs: EPOCHS 1, 2 x SEED 42, 43 (BATCH_SIZE=64)"
+    assert lines[0] == "sweep: 4 runs: EPOCHS 1, 2 x SEED 42, 43 (BATCH_SIZE=64) on this machine, 2 workers"
     assert sum(line.startswith("started ") for line in lines) == 4
     assert sum(line.startswith(("finished ", "kept ")) for line in lines) == 4  # e1-s42 was the session's run
     assert all(any(line.startswith(f"{name}") for line in lines) for name in NAMES)  # the closing table

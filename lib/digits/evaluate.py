@@ -18,7 +18,7 @@ from digits.data import load_split, load_test, load_test_labels
 from digits.model import load_model
 from digits.runs import Run, check_ready, records
 from digits.runs.catalog import kept_runs
-from digits.util.files import atomic_path, digest_of, write_frame_atomic
+from digits.util.files import write_frame_atomic
 
 
 def predict_probabilities(model: keras.Model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
@@ -67,31 +67,21 @@ def predict_run(run: Run, images: np.ndarray) -> np.ndarray:
                                   for member in run.single_runs])
 
 
-PROBABILITIES_FILE = "test_probabilities.npz"
-
-
-def _source_of_probabilities(run: Run) -> str:
-    """What stored test probabilities were made from: the models and test.csv, by content."""
-    return digest_of(*(member.folder / "model.keras" for member in run.single_runs), run.data_dir / "test.csv")
-
-
 def save_test_probabilities(run: Run, probabilities: np.ndarray) -> None:
     """Keep the run's test probabilities beside it, with what they were made from, for the submission."""
-    with atomic_path(run.folder / PROBABILITIES_FILE) as temporary:
-        np.savez(temporary, probabilities=probabilities.astype(np.float32), source=_source_of_probabilities(run))
+    records.save_probabilities(run.folder, probabilities, records.probabilities_source(run.single_runs, run.data_dir))
 
 
 def test_probabilities(run: Run, test_images: np.ndarray) -> np.ndarray:
-    """The run's probabilities for the test images: those evaluation stored, if made from the same models and
-    test.csv and of the right shape; else predicted now."""
-    try:
-        with np.load(run.folder / PROBABILITIES_FILE) as stored:
-            if str(stored["source"]) == _source_of_probabilities(run) and stored["probabilities"].shape == (
-                    len(test_images), N_CLASSES):
-                return stored["probabilities"]
-    except (OSError, ValueError, KeyError, EOFError):
-        pass  # missing or damaged: predicting is the answer either way
-    return predict_run(run, test_images)
+    """The run's probabilities for the test images: those evaluation stored, if undamaged, made from the same
+    models and test.csv and of the right shape; else predicted now, and stored in their place."""
+    stored = records.stored_probabilities(run.folder, records.probabilities_source(run.single_runs, run.data_dir),
+                                          len(test_images))
+    if stored is not None:
+        return stored
+    probabilities = predict_run(run, test_images)
+    save_test_probabilities(run, probabilities)
+    return probabilities
 
 
 def _score(labels: np.ndarray | None, probabilities: np.ndarray) -> float | None:

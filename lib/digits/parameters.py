@@ -21,6 +21,26 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 65536
 MAX_ENSEMBLE = 20
 WHOLE_NUMBER = re.compile(r"-?[0-9]+")  # ASCII digits only: "²" is a digit to str.isdigit, not to int()
+# Linux's limits (PATH_MAX, NAME_MAX): a longer path fails later as "File name too long", naming nothing.
+MAX_PATH_CHARACTERS = 4096
+MAX_NAME_BYTES = 255
+SHOWN_CHARACTERS = 60  # a value in a message: longer ones are cut, with their length
+# A Dask scheduler: tcp:// or tls://, a host name or address ([...] for IPv6), an optional port.
+SCHEDULER_ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(?::([0-9]{1,5}))?/?")
+
+
+def quoted(value: Any) -> str:
+    """A value as messages show it: quoted, on one line (newlines escaped), cut to SHOWN_CHARACTERS with its length."""
+    text = repr(value)
+    if len(text) <= SHOWN_CHARACTERS:
+        return text
+    length = len(value) if isinstance(value, str) else len(text)
+    return f"{text[:SHOWN_CHARACTERS - 1]}…{text[-1] if isinstance(value, str) else ''} ({length:,} characters)"
+
+
+def as_typed(text: str) -> str:
+    """Text as typed when it is short and printable, else quoted and cut (`quoted`)."""
+    return text if repr(text) == quoted(text) and text.isprintable() else quoted(text)
 
 
 def unset(value: Any) -> bool:
@@ -33,7 +53,7 @@ def whole_number(name: str, value: Any, low: int, high: int) -> int:
     text = value.strip() if isinstance(value, str) else value
     is_int = isinstance(value, int) and not isinstance(value, bool)
     if not is_int and not (isinstance(text, str) and WHOLE_NUMBER.fullmatch(text)):
-        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+        raise ValueError(f"{name} must be a whole number from {low} to {high}, got {quoted(value)}")
     if not low <= int(text) <= high:
         raise ValueError(f"{name} must be a whole number from {low} to {high}, got {int(text)}")
     return int(text)
@@ -45,7 +65,7 @@ def whole_number(name: str, value: Any, low: int, high: int) -> int:
 def parse_arch(value: Any) -> str:
     """Architecture name: one of ARCHITECTURES."""
     if value not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {value!r}")
+        raise ValueError(f"arch must be one of {', '.join(ARCHITECTURES)}, got {quoted(value)}")
     return value
 
 
@@ -78,7 +98,7 @@ def parse_validation_fraction(value: Any) -> float:
     except (TypeError, ValueError):
         fraction = math.nan
     if isinstance(value, bool) or not 0 < fraction <= 0.5:
-        raise ValueError(f"validation_fraction must be a number above 0 and at most 0.5, got {value!r}")
+        raise ValueError(f"validation_fraction must be a number above 0 and at most 0.5, got {quoted(value)}")
     return fraction
 
 
@@ -91,15 +111,30 @@ def parse_ensemble(value: Any) -> int:
 
 
 def parse_path(name: str, value: Any) -> Path:
-    """A path given as text; ValueError naming the parameter when it is empty, holds a NUL or is a link loop."""
-    if unset(value) or "\0" in str(value):
-        raise ValueError(f"{name} must be a path, got {str(value)!r}")
-    path = Path(str(value)).expanduser()
+    """A path given as text; ValueError naming the parameter when it is empty, holds a NUL, is longer than the
+    system allows or is a link loop."""
+    text = str(value)
+    if unset(value) or "\0" in text:
+        raise ValueError(f"{name} must be a path, got {quoted(text)}")
+    if len(text) > MAX_PATH_CHARACTERS or any(len(part.encode(errors="surrogateescape")) > MAX_NAME_BYTES
+                                              for part in text.split("/")):
+        raise ValueError(f"{name}: path too long: at most {MAX_PATH_CHARACTERS:,} characters, each name at most "
+                         f"{MAX_NAME_BYTES} bytes, got {quoted(text)}")
+    path = Path(text).expanduser()
     try:
         path.resolve()
     except RuntimeError:  # pathlib's word for a chain of symbolic links that comes back to itself
-        raise ValueError(f"{name}: {str(value)!r} is a symbolic link that loops") from None
+        raise ValueError(f"{name}: {quoted(text)} is a symbolic link that loops") from None
     return path
+
+
+def parse_venv(value: Any) -> Path:
+    """The environment's folder: a path on one line (it goes into its scripts' first lines), kept as typed, since
+    make's recipes use the same text."""
+    if "\n" in str(value) or "\r" in str(value):
+        raise ValueError(f"venv must be a path on one line, got {quoted(str(value))}")
+    parse_path("venv", value)
+    return Path(str(value))
 
 
 def parse_text(name: str) -> Callable[[Any], str]:
@@ -107,7 +142,7 @@ def parse_text(name: str) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         text = "" if value is None else str(value)
         if "\0" in text:
-            raise ValueError(f"{name} must not hold a NUL character")
+            raise ValueError(f"{name} must not hold a NUL character, got {quoted(text)}")
         return text
     return parse
 
@@ -118,9 +153,21 @@ def parse_switch(name: str, empty: str = "the default") -> Callable[[Any], bool 
         if unset(value) or isinstance(value, bool):
             return None if unset(value) else value
         if str(value).strip().lower() not in SWITCH_WORDS:
-            raise ValueError(f"{name} must be on or off (yes or no; empty: {empty}), got {value!r}")
+            raise ValueError(f"{name} must be on or off (yes or no; empty: {empty}), got {quoted(value)}")
         return SWITCH_WORDS[str(value).strip().lower()]
     return parse
+
+
+SORT_COLUMNS = ("val_accuracy", "test_accuracy", "train_minutes", "images_per_second", "finished_at", "run")
+
+
+def parse_sort(value: Any) -> str:
+    """A column of the runs table to sort by, or unset (newest first)."""
+    text = "" if unset(value) else str(value).strip()
+    names = [*SORT_COLUMNS, *(p.name for p in RUN_PARAMETERS if p.name != "ensemble")]
+    if text and text not in names:
+        raise ValueError(f"sort must be one of {', '.join(names)} (empty: newest first), got {value!r}")
+    return text
 
 
 def parse_port(value: Any) -> int | None:
@@ -134,10 +181,13 @@ def parse_workers(value: Any) -> int | None:
 
 
 def parse_address(value: Any) -> str:
-    """A Dask scheduler's address (tcp://host:port), or unset for a cluster on this machine."""
+    """A Dask scheduler's address (tcp:// or tls://, a host, an optional port 1..65535), or unset for a cluster on
+    this machine."""
     text = "" if unset(value) else str(value).strip()
-    if text and not re.fullmatch(r"(tcp|tls|ucx|inproc)://[^\s/]+(:\d+)?/?|[\w.-]+:\d+", text):
-        raise ValueError(f"dask_scheduler_address must be an address such as tcp://host:8786, got {value!r}")
+    match = SCHEDULER_ADDRESS.fullmatch(text)
+    if text and not (match and (match.group(3) is None or 1 <= int(match.group(3)) <= 65535)):
+        raise ValueError("dask_scheduler_address must be tcp://host:port or tls://host:port (a port from 1 to 65535), "
+                         f"got {quoted(value)}")
     return text
 
 
@@ -145,7 +195,7 @@ def parse_gpu(value: Any) -> bool:
     """GPU=1 (TensorFlow with CUDA) or unset."""
     if unset(value) or str(value).strip() == "1":
         return not unset(value)
-    raise ValueError(f"gpu must be 1 or empty, got {value!r}")
+    raise ValueError(f"gpu must be 1 or empty, got {quoted(value)}")
 
 
 # --- The parameters ---------------------------------------------------------------------------------------
@@ -162,6 +212,8 @@ class Parameter:
     group: str  # run | folders | choice | tools | lab | setup
     label: str = ""  # prefix of its part in the run folder's name ("" = never part of the name)
     always_named: bool = False  # in the run's name even at its default
+    # Read from the environment too when not on make's command line: it describes the machine, not the run.
+    from_environment: bool = False
 
     @property
     def variable(self) -> str:
@@ -208,7 +260,10 @@ PARAMETERS_LIST = (
     Parameter("models_dir", "models", lambda value: parse_path("models_dir", value),
               "folder of the runs (made if missing)", "folders"),
     Parameter("run", "", parse_text("run"),
-              "a kept run by name, for report, notebooks, predict and kaggle-submit (empty: the latest)", "choice"),
+              "a kept run by name, for report, notebooks, predict, use, compare (RUN=a,b), clean-models and "
+              "kaggle-submit (empty: the chosen run)", "choice"),
+    Parameter("sort", "", parse_sort, "make runs: sort the table by this column (val_accuracy, test_accuracy, "
+              "train_minutes, ...; empty: newest first)", "choice"),
     Parameter("images", "", lambda value: "" if unset(value) else str(parse_path("images", value)),
               "make predict: an image file or a folder of them", "choice"),
     Parameter("quarto", "quarto", parse_text("quarto"),
@@ -221,17 +276,24 @@ PARAMETERS_LIST = (
     Parameter("workers", None, parse_workers,
               "make sweep and ENSEMBLE: runs trained at once on this machine (empty: one per two cores)", "sweep"),
     Parameter("dask_scheduler_address", "", parse_address,
-              "make sweep and ENSEMBLE: a Dask cluster's scheduler, tcp://host:8786 (empty: this machine)", "sweep"),
-    Parameter("force", None, parse_switch("force"), "make sweep: FORCE=1 sweeps more than 100 runs", "sweep"),
-    Parameter("venv", ".venv", lambda value: parse_path("venv", value),
-              "the environment's folder (a conda one: VENV=$CONDA_PREFIX)", "setup"),
-    Parameter("gpu", None, parse_gpu, "GPU=1: TensorFlow with CUDA (Linux), from requirements-gpu.lock", "setup"),
+              "make sweep and ENSEMBLE: a Dask cluster's scheduler, tcp://host:8786 (empty: this machine); also read "
+              "from the environment", "sweep", from_environment=True),
+    Parameter("force", None, parse_switch("force"),
+              "make sweep: FORCE=1 sweeps more than 100 runs; make kaggle-data: FORCE=1 replaces train.csv and "
+              "test.csv; make kaggle-submit: FORCE=1 submits a quick run",
+              "sweep"),
+    Parameter("venv", ".venv", parse_venv,
+              "the environment's folder (a conda one: VENV=$CONDA_PREFIX); also read from the environment", "setup",
+              from_environment=True),
+    Parameter("gpu", None, parse_gpu,
+              "GPU=1: TensorFlow with CUDA (Linux), from requirements-gpu.lock; also read from the environment",
+              "setup", from_environment=True),
 )
 PARAMETERS = {parameter.name: parameter for parameter in PARAMETERS_LIST}
 RUN_PARAMETERS = tuple(parameter for parameter in PARAMETERS_LIST if parameter.group == "run")
 GROUP_TITLES = {"run": "The run", "folders": "Folders", "choice": "Choosing a run and images", "tools": "Tools",
                 "lab": "JupyterLab and the served book", "sweep": "Sweeps and ensembles",
-                "setup": "The environment (read by make itself)"}
+                "setup": "The environment (make's setup; from its command line, else the environment)"}
 
 
 def parse_parameters(**given: Any) -> dict[str, Any]:
@@ -253,7 +315,8 @@ def parse_list(parameter: Parameter, text: Any) -> list[Any]:
                 raise ValueError(f"{parameter.name} has an empty item")
             value = parameter.parse(item)
         except ValueError as error:
-            raise ValueError(f"{error} (in {parameter.variable}={text})" if len(items) > 1 else str(error)) from None
+            listed = as_typed(str(text))
+            raise ValueError(f"{error} (in {parameter.variable}={listed})" if len(items) > 1 else str(error)) from None
         if value not in values:
             values.append(value)
     return values

@@ -150,22 +150,23 @@ def validation_curves(histories: dict[str, pd.DataFrame], current: list[str] = (
     return figure
 
 
-def sweep(summary: pd.DataFrame, parameter: str) -> Figure:
-    """Accuracy (mean, and the spread over seeds) and training minutes against the parameter the runs differ in."""
-    score = summary.attrs.get("score", "test_accuracy").replace("_", " ").replace("val ", "validation ")
-    figure, (accuracy_axes, minutes_axes) = plt.subplots(1, 2, figsize=(FIGURE_WIDTH, 3.6))
-    labels = [str(value) for value in summary[parameter]]
-    positions = np.arange(len(labels))
-    spread = summary["sd"].fillna(0)
-    accuracy_axes.errorbar(positions, summary["mean"], yerr=spread, marker="o", capsize=4, linestyle="-")
-    accuracy_axes.scatter(positions, summary["lowest"], marker="_", s=120, color="#888888", label="lowest, highest")
-    accuracy_axes.scatter(positions, summary["highest"], marker="_", s=120, color="#888888")
-    accuracy_axes.set(xlabel=parameter, ylabel=score, title=f"{score.capitalize()} (mean ± sd over seeds)")
-    minutes_axes.bar(positions, summary["minutes"], color="#4C72B0")
-    minutes_axes.set(xlabel=parameter, ylabel="minutes", title="Training time (mean)")
-    for axes in (accuracy_axes, minutes_axes):
-        axes.set_xticks(positions, labels)
-    accuracy_axes.legend(loc="lower right")
+def comparisons(found: list) -> Figure:
+    """A small panel per comparison (digits.runs.comparison): mean accuracy over seeds, ± one standard deviation,
+    against the values of the parameter that varies, the lowest and highest run marked."""
+    columns = min(3, len(found))
+    rows = -(-len(found) // columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(FIGURE_WIDTH, 3.2 * rows), squeeze=False)
+    for panel, comparison in zip(axes.flat, found):
+        table = comparison.table
+        positions = np.arange(len(table))
+        panel.errorbar(positions, table["mean"], yerr=table["sd"].fillna(0), marker="o", capsize=4)
+        panel.scatter(np.r_[positions, positions], np.r_[table["lowest"], table["highest"]], marker="_", s=120,
+                      color="#888888", label="lowest, highest")
+        panel.set_xticks(positions, [str(value) for value in table[comparison.parameter]])
+        score = "test accuracy" if comparison.score == "test_accuracy" else "validation accuracy"
+        panel.set(xlabel=comparison.parameter, ylabel=score, title=comparison.title)
+    for panel in axes.flat[len(found):]:
+        panel.axis("off")
     figure.tight_layout()
     return figure
 
@@ -248,3 +249,13 @@ def embedding_map(points: np.ndarray, labels: np.ndarray, wrong: np.ndarray) -> 
     axes.legend(loc="lower right", fontsize=9)
     figure.tight_layout()
     return figure
+
+
+def disagreements(images: np.ndarray, labels: np.ndarray, predicted: tuple[np.ndarray, np.ndarray],
+                  indices: np.ndarray, names: tuple[str, str], limit: int = 40) -> Figure:
+    """The images on which two runs answer differently: the true digit, then each run's answer."""
+    shown = indices[:limit]
+    titles = [f"{labels[i]}: {predicted[0][i]}|{predicted[1][i]}" for i in shown]
+    more = f" (the first {limit} of {len(indices)})" if len(indices) > limit else ""
+    return digit_grid(images[shown], titles, title=f"Where the two runs disagree{more}: true digit: "
+                                                   f"{names[0]}'s answer | {names[1]}'s answer")

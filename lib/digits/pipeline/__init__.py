@@ -6,6 +6,9 @@
 - `notebooks`, `kernel`: notebooks run with papermill in one kernel for a command; the project's kernel.
 - `workers`, `sweep`: runs trained by Dask workers, here or on a cluster; many runs in one command.
 - `kaggle`: the round trip with the competition through the official `kaggle` command.
+- `environment`, `cleaning`: what `make setup`, `make check` and `make clean` run with the system's python3 alone:
+  the environment installed only when its lock changed; only what rendering wrote removed.
+- `serving`: the rendered book served on 127.0.0.1, nothing outside it.
 
 May import everything below it; nothing imports it but `python -m digits.pipeline` (and the kernel it starts).
 """

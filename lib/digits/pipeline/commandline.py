@@ -6,21 +6,30 @@ in MAKEFLAGS exactly as typed, so the pipeline reads them from there
 stay characters) nor puts them in front of a shell. Each value is parsed once
 (`parse_options`), and the run and the steps read the one `Options`. Variables
 exported in the shell are not parameters: one line names any that a command
-ignores.
+ignores. The three that describe the machine rather than the run (VENV, GPU,
+DASK_SCHEDULER_ADDRESS) are read from the environment when the command line
+does not give them, and one line says so.
 
-    python3 -m digits.pipeline.commandline help|check   # needs only Python: make help works before setup
+    python3 -m digits.pipeline.commandline help   # needs only Python: make help works before setup
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from digits.parameters import GROUP_TITLES, PARAMETERS_LIST, RUN_PARAMETERS, parse_list, parse_parameters
+from digits.parameters import (
+    GROUP_TITLES,
+    PARAMETERS_LIST,
+    RUN_PARAMETERS,
+    as_typed,
+    parse_list,
+    parse_parameters,
+    quoted,
+)
 
 
 def command_line_variables(makeflags: str) -> dict[str, str]:
@@ -58,10 +67,14 @@ def command_line_variables(makeflags: str) -> dict[str, str]:
     return variables
 
 
+def make_variables(environment: Mapping[str, str]) -> dict[str, str]:
+    """Every variable of make's command line, as typed (none when not run by make)."""
+    return command_line_variables(environment.get("MAKEFLAGS", ""))
+
+
 def given_on_make_command_line(environment: Mapping[str, str]) -> dict[str, str]:
     """The parameters given on make's command line, by their notebook names; ValueError for an unknown name."""
-    variables = command_line_variables(environment.get("MAKEFLAGS", ""))
-    return given_as_variables(variables)
+    return given_as_variables(make_variables(environment))
 
 
 def given_as_variables(variables: Mapping[str, str]) -> dict[str, str]:
@@ -69,16 +82,28 @@ def given_as_variables(variables: Mapping[str, str]) -> dict[str, str]:
     known = {parameter.variable: parameter.name for parameter in PARAMETERS_LIST}
     unknown = [name for name in variables if name not in known]
     if unknown:
-        raise ValueError(f"unknown parameter {unknown[0]}={variables[unknown[0]]!r}: "
+        raise ValueError(f"unknown parameter {unknown[0][:40]}={quoted(variables[unknown[0]])}: "
                          f"`make help` lists the parameters ({', '.join(known)})")
     return {known[name]: value for name, value in variables.items()}
 
 
 def ignored_in_environment(environment: Mapping[str, str], given: Mapping[str, Any]) -> list[str]:
     """NAME=value of the parameters exported in the shell but not given on the command line (they are ignored)."""
-    return [f"{parameter.variable}={environment[parameter.variable]}" for parameter in PARAMETERS_LIST
-            if parameter.group in ("run", "folders", "choice") and parameter.variable in environment
-            and parameter.name not in given]
+    return [f"{parameter.variable}={as_typed(environment[parameter.variable])}" for parameter in PARAMETERS_LIST
+            if not parameter.from_environment and parameter.variable in environment and parameter.name not in given]
+
+
+def taken_from_environment(environment: Mapping[str, str], given: Mapping[str, Any]) -> dict[str, str]:
+    """The parameters that describe the machine (VENV, GPU, DASK_SCHEDULER_ADDRESS) exported in the shell and not
+    given on the command line, by their notebook names: they are used."""
+    return {parameter.name: environment[parameter.variable] for parameter in PARAMETERS_LIST
+            if parameter.from_environment and parameter.variable in environment and parameter.name not in given}
+
+
+def using_line(name: str, value: str) -> str:
+    """The line that says a parameter was taken from the environment: whole, since it parsed (a path on one line,
+    an address); quoted if it holds anything unprintable."""
+    return f"using {name.upper()}={value if value.isprintable() else quoted(value)} from the environment"
 
 
 # --- Parsed once -------------------------------------------------------------------------------------------
@@ -87,11 +112,13 @@ def ignored_in_environment(environment: Mapping[str, str], given: Mapping[str, A
 @dataclass(frozen=True)
 class Options:
     """A command's parameters, each value parsed once: what was typed, and every parameter's value (its default
-    when not given). For a sweep, `grid` holds every combination of the run parameters' comma lists."""
+    when not given). Where run parameters are comma lists (make sweep, make runs), `lists` holds their values."""
 
     typed: Mapping[str, str]  # the parameters given, by their notebook names, exactly as typed
     values: Mapping[str, Any]  # every parameter, parsed (the default where not given)
+    lists: Mapping[str, list[Any]] = field(default_factory=dict)  # run parameters' comma lists, each value parsed
     grid: tuple[Mapping[str, Any], ...] = ()
+    from_environment: frozenset[str] = frozenset()  # those of `typed` taken from the environment
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -101,19 +128,44 @@ class Options:
         return name in self.typed
 
     @property
+    def grid(self) -> list[dict[str, Any]]:
+        """Every combination of the comma lists' values, in order (one empty combination without lists)."""
+        return [dict(zip(self.lists, values)) for values in itertools.product(*self.lists.values())]
+
+    @property
     def run_values(self) -> dict[str, Any]:
         """The run parameters, parsed (the defaults where not given)."""
         return {parameter.name: self.values[parameter.name] for parameter in RUN_PARAMETERS}
 
 
-def parse_options(typed: Mapping[str, str], lists: bool = False) -> Options:
-    """Parse the given parameters once; with `lists`, the run parameters are comma lists (make sweep) whose
-    combinations make the grid. ValueError naming the first bad value."""
+def parse_options(typed: Mapping[str, str], lists: bool = False,
+                  environment: Mapping[str, str] | None = None) -> Options:
+    """Parse the given parameters once, and those `taken_from_environment` of `environment`; with `lists`, the run
+    parameters are comma lists (make sweep, make runs) whose combinations make the grid. ValueError naming the first bad value
+    (and saying when it came from the environment)."""
+    exported = taken_from_environment(environment or {}, typed)
     listed = {p.name: parse_list(p, typed[p.name]) for p in RUN_PARAMETERS if lists and p.name in typed}
     values = {p.name: p.parse(p.default) for p in PARAMETERS_LIST}
     values |= parse_parameters(**{name: value for name, value in typed.items() if name not in listed})
+    for name, value in exported.items():
+        try:
+            values[name] = parse_parameters(**{name: value})[name]
+        except ValueError as error:
+            raise ValueError(f"{error} (from the environment)") from None
     grid = tuple(dict(zip(listed, combination)) for combination in itertools.product(*listed.values()))
-    return Options(dict(typed), values, grid if lists else ())
+    return Options({**exported, **typed}, values, listed, grid if lists else (), frozenset(exported))
+
+
+def check_command_line(environment: Mapping[str, str]) -> Options:
+    """Parse the project's parameters on make's command line, comma lists too, before any work (ValueError if bad).
+
+    Only the project's parameters: other variables of make's command line (PYTEST_ADDOPTS=... for `make test`) are
+    Make's own business.
+    """
+    known = {parameter.variable for parameter in PARAMETERS_LIST}
+    variables = make_variables(environment)
+    return parse_options(given_as_variables({name: value for name, value in variables.items() if name in known}),
+                         lists=True, environment=environment)
 
 
 # --- Help -----------------------------------------------------------------------------------------------------
@@ -130,24 +182,11 @@ def help_text() -> str:
 
 
 def main(arguments: list[str]) -> int:
-    """`help`: list the parameters; `check`: parse those on make's command line, comma lists too (one line and
-    status 2 if bad)."""
-    if arguments == ["help"]:
-        print(help_text())
-        return 0
-    if arguments != ["check"]:
-        print("usage: python -m digits.pipeline.commandline help|check", file=sys.stderr)
+    """`help`: list the parameters with their defaults."""
+    if arguments != ["help"]:
+        print("usage: python -m digits.pipeline.commandline help", file=sys.stderr)
         return 2
-    # Only the project's parameters: other variables of make's command line (PYTEST_ADDOPTS=... for `make test`)
-    # are Make's own business.
-    known = {parameter.variable for parameter in PARAMETERS_LIST}
-    variables = command_line_variables(os.environ.get("MAKEFLAGS", ""))
-    try:
-        parse_options(given_as_variables({name: value for name, value in variables.items() if name in known}),
-                      lists=True)
-    except ValueError as error:
-        print(f"error: bad parameter: {error}", file=sys.stderr)
-        return 2
+    print(help_text())
     return 0
 
 

@@ -10,25 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from digits.pipeline import kaggle as competition
-from digits.pipeline import kernel, sweep
+from digits.pipeline import kept, kernel, serving, sweep
+from digits.pipeline.commandline import using_line
 from digits.pipeline.steps import Context, choose_run
 from digits.pipeline.workers import Executor
-from digits.runs import catalog, records
-from digits.util.display import shown, text_table
-from digits.util.files import write_frame_atomic
-
-
-def command_runs(context: Context) -> None:
-    """Print the table of every kept run and write runs.csv."""
-    for problem in catalog.damaged_runs(context.models_dir, context.data_dir):
-        print(f"left out, damaged: {problem}")
-    table = catalog.runs_table(context.models_dir, context.data_dir)
-    if table.empty:
-        print(f"no finished runs in {shown(context.models_dir)}")
-        return
-    write_frame_atomic(table, context.models_dir / "runs.csv")
-    print(text_table(table))
-    print(f"(newest first; written to {shown(context.models_dir / 'runs.csv')})")
+from digits.runs import records
+from digits.util.display import shown
 
 
 def command_predict(context: Context) -> None:
@@ -54,36 +41,24 @@ def _kaggle(context: Context) -> str:
 
 
 def command_kaggle_data(context: Context) -> None:
-    """Download the competition's files with the Kaggle command into DATA_DIR, checked before they land."""
-    rows = competition.download_data(context.data_dir, _kaggle(context))
+    """Download the competition's files with the Kaggle command into DATA_DIR, checked before they land; files
+    already there are replaced only with FORCE=1."""
+    rows = competition.download_data(context.data_dir, _kaggle(context), replace=bool(context.options["force"]))
     print(f"downloaded Kaggle's train.csv ({rows['train']:,} rows) and test.csv ({rows['test']:,} rows) "
           f"into {shown(context.data_dir)}", flush=True)
 
 
 def command_kaggle_submit(context: Context) -> None:
-    """Submit the run's submission.csv (checked against test.csv) to the competition with the Kaggle command."""
+    """Submit the run's submission.csv (checked against test.csv) to the competition with the Kaggle command; a
+    quick run only with FORCE=1."""
     run = context.run
     metrics = records.read_metrics(run.folder)
+    if records.is_quick(metrics) and not context.options["force"]:
+        raise ValueError(f"{run.name} is a quick run, not a result: its submission would score far below the recipe's "
+                         "(FORCE=1 submits it anyway; `make runs` lists the others, `make use RUN=name` chooses one)")
     print(competition.submit(run.folder, context.data_dir / "test.csv", metrics, _kaggle(context)), flush=True)
     print(f"submitted {shown(run.folder / 'submission.csv')}: \"{competition.submission_message(metrics)}\"",
           flush=True)
-
-
-def command_clean_models(context: Context) -> None:
-    """Remove the run folders this project made in MODELS_DIR (and runs.csv), listing them first."""
-    folders = catalog.project_folders(context.models_dir)
-    if not folders:
-        print(f"nothing to remove: no folder in {shown(context.models_dir)} was made by this project")
-        return
-    training = [folder for folder in folders if catalog.in_training(folder)]
-    folders = [folder for folder in folders if folder not in training]
-    for folder in training:
-        print(f"left alone: {folder.name} is being trained by another command")
-    print(f"removing {len(folders)} folder(s) that this project made in {shown(context.models_dir)}:")
-    for folder in folders:
-        print(f"  {folder.name}")
-    removed = catalog.clean(context.models_dir, folders)
-    print(f"removed {len(removed)} folder(s); anything else in {shown(context.models_dir)} is left as it was")
 
 
 def command_lab(context: Context) -> None:
@@ -102,13 +77,19 @@ def command_lab(context: Context) -> None:
 
 
 def executor(context: Context) -> Executor:
-    """The workers that train several runs at once: a local cluster (WORKERS), or DASK_SCHEDULER_ADDRESS's."""
-    return Executor(context.options["workers"], context.options["dask_scheduler_address"])
+    """The workers that train several runs at once: a local cluster (WORKERS), or DASK_SCHEDULER_ADDRESS's (saying
+    so when it comes from the environment)."""
+    address = context.options["dask_scheduler_address"]
+    if "dask_scheduler_address" in context.options.from_environment and address:
+        print(using_line("dask_scheduler_address", address), file=sys.stderr, flush=True)
+    return Executor(context.options["workers"], address)
 
 
 def command_sweep(context: Context) -> None:
     """Train every combination of the comma lists of run parameters on the workers; evaluate; report."""
-    with executor(context) as workers:
+    workers = executor(context)
+    sweep.announce(context.options, workers.where())
+    with workers:
         sweep.sweep(context, workers)
 
 
@@ -127,15 +108,12 @@ def command_serve_report(context: Context) -> None:
     book = context.project / "report" / "_book"
     if not (book / "index.html").is_file():
         raise ValueError(f"{shown(book / 'index.html')}: missing; `make report` renders the book first")
-    port = str(context.options["port"] or 8000)
-    print(f"serving {shown(book)} at http://127.0.0.1:{port}/ (Ctrl-C stops it)", flush=True)
-    os.execv(sys.executable, [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", str(book),
-                              port])
+    serving.serve(book, context.options["port"] or serving.DEFAULT_PORT)
 
 
 COMMANDS: dict[str, Callable[[Context], None]] = {
-    "runs": command_runs, "predict": command_predict, "kaggle-data": command_kaggle_data,
-    "kaggle-submit": command_kaggle_submit, "clean-models": command_clean_models, "lab": command_lab,
+    "runs": kept.command_runs, "compare": kept.command_compare, "use": kept.command_use, "predict": command_predict, "kaggle-data": command_kaggle_data,
+    "kaggle-submit": command_kaggle_submit, "clean-models": kept.command_clean_models, "lab": command_lab,
     "serve-report": command_serve_report, "sweep": command_sweep,
 }
-RUNLESS = ("runs", "predict", "kaggle-data", "clean-models", "lab", "serve-report", "sweep")
+RUNLESS = ("runs", "compare", "use", "predict", "kaggle-data", "clean-models", "lab", "serve-report", "sweep")

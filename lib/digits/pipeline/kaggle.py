@@ -63,8 +63,13 @@ def run_kaggle(kaggle: str, *arguments: str) -> str:
     return result.stdout
 
 
-def download_data(data_dir: Path, kaggle: str = "kaggle") -> dict[str, int]:
-    """Download and unzip the competition's train.csv and test.csv into data_dir, checked before they land there."""
+def download_data(data_dir: Path, kaggle: str = "kaggle", replace: bool = False) -> dict[str, int]:
+    """Download and unzip the competition's train.csv and test.csv into data_dir, checked before they land there;
+    ValueError when they would replace files there, unless `replace`."""
+    present = [name for name in KAGGLE_FILES if (data_dir / name).exists()]
+    if present and not replace:
+        raise ValueError(f"{shown(data_dir)} already holds {' and '.join(present)}: FORCE=1 replaces "
+                         f"{'them' if len(present) > 1 else 'it'} with Kaggle's (or give another DATA_DIR)")
     problem = missing_credentials()
     if problem:
         raise ValueError(problem)
@@ -87,8 +92,10 @@ def download_data(data_dir: Path, kaggle: str = "kaggle") -> dict[str, int]:
                     "test": len(read_pixels_csv(Path(folder) / "test.csv", TEST_COLUMNS))}
         except ValueError as error:  # name the file as downloaded, not by the temporary folder it sits in
             raise ValueError(str(error).replace(f"{folder}{os.sep}", "downloaded ")) from None
-        # Labels of the embedded MNIST test images would score Kaggle's test set wrongly.
-        (data_dir / "test_labels.csv").unlink(missing_ok=True)
+        if (data_dir / "test_labels.csv").exists():
+            (data_dir / "test_labels.csv").unlink()
+            print(f"removed {shown(data_dir / 'test_labels.csv')}: it labels the embedded MNIST test images, and "
+                  "would score Kaggle's test.csv wrongly", flush=True)
         for name in KAGGLE_FILES:
             os.replace(Path(folder) / name, data_dir / name)
     return rows

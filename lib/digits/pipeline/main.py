@@ -25,6 +25,7 @@ import time
 from collections.abc import Mapping
 
 from digits import runs
+from digits.parameters import quoted
 from digits.pipeline import kernel
 from digits.pipeline.commandline import (
     given_as_variables,
@@ -48,11 +49,15 @@ STEP_COMMANDS = ("all", "notebooks", "report", *STEP_NAMES)
 
 
 def run_command(command: str, context: Context) -> None:
-    """Run a command: its steps in order, or one of the other commands."""
+    """Run a command: its steps in order, or one of the other commands. The run is chosen first where the data is
+    there already, so that the command's first line says which run it works on."""
+    needs_run = command not in RUNLESS if command in COMMANDS else any(step.needs_run for step in steps_for(command))
+    if needs_run and (context.data_dir / "train.csv").is_file():
+        context.run = choose_run(context, command)
     if command in COMMANDS:
-        if command not in RUNLESS:
+        if needs_run:
             step_data(context)
-            context.run = choose_run(context, command)
+            context.run = context.run or choose_run(context, command)
         COMMANDS[command](context)
         return
     started, seconds = time.perf_counter(), {}
@@ -93,18 +98,22 @@ def given_parameters(arguments: list[str], environment: Mapping[str, str]) -> di
 
 
 def make_context(command: str, arguments: list[str]) -> Context:
-    """Parse the parameters once (one line naming a bad one) and say which exported shell variables are ignored."""
+    """Parse the parameters once (one line naming a bad one) and say which exported shell variables are ignored.
+
+    RUN names a kept run: `make all RUN=name` shows it, training nothing.
+    """
     typed = given_parameters(arguments, os.environ)
-    options = parse_options(typed, lists=command == "sweep")
+    options = parse_options(typed, lists=command in ("sweep", "runs"), environment=os.environ)
     for ignored in ignored_in_environment(os.environ, typed):
         print(f"note: {ignored} in the environment is ignored: give parameters on the make command line",
               file=sys.stderr)
     data_dir, models_dir = runs.folders(options.values)
     if not data_dir.is_dir():
-        raise ValueError(f"data_dir must be an existing folder, got {str(typed.get('data_dir', 'data'))!r}")
+        raise ValueError(f"data_dir must be an existing folder, got {quoted(str(typed.get('data_dir', 'data')))}")
     if models_dir.exists() and not models_dir.is_dir():
-        raise ValueError(f"models_dir must be a folder, got {str(typed.get('models_dir'))!r} (not a folder)")
-    context = Context(project_root(), options, data_dir, models_dir, train=command in ("all", "train"))
+        raise ValueError(f"models_dir must be a folder, got {quoted(str(typed.get('models_dir')))} (not a folder)")
+    context = Context(project_root(), options, data_dir, models_dir,
+                      train=command in ("all", "train") and not options["run"])
     context.train_elsewhere = lambda members: train_on_workers(context, members)
     return context
 
@@ -139,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if command in ("lab", "serve-report"):  # servers run for hours beside the pipeline: they take no lock
             COMMANDS[command](context)
+            return 0
         with exclusive_lock(context.project / LOCK_FILE):
             try:
                 run_command(command, context)

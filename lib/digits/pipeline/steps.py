@@ -18,7 +18,7 @@ from typing import Any
 from digits import runs
 from digits.data import prepare_data
 from digits.parameters import RUN_PARAMETERS
-from digits.pipeline import notebooks
+from digits.pipeline import cleaning, notebooks
 from digits.pipeline.commandline import Options
 from digits.pipeline.kaggle import check_submission
 from digits.pipeline.kernel import share_of_cores
@@ -133,7 +133,9 @@ def train_member(project: Path, data_dir: Path, member: Run, kernel: notebooks.S
     runs.create_folder(member)
     for folder in (member.folder, member.folder / runs.CHECKPOINT_DIR):
         remove_stale_partials(folder)
-    notebooks.execute(project / "notebooks" / "20-train.ipynb", target, runs.as_given(member), inputs, kernel)
+    # The command chooses the run itself (make all, make train); a sweep's worker chooses nothing.
+    notebooks.execute(project / "notebooks" / "20-train.ipynb", target, {**runs.as_given(member), "choose": False},
+                      inputs, kernel)
     records.check_finished(member.folder)
     return True
 
@@ -145,9 +147,20 @@ def step_train(context: Context) -> None:
         context.notebooks_ran |= context.train_elsewhere(list(run.members))
     else:
         for member in run.single_runs:
-            context.notebooks_ran |= train_member(context.project, context.data_dir, member, context.kernel,
-                                                  context.train)
+            trained = train_member(context.project, context.data_dir, member, context.kernel, context.train)
+            context.notebooks_ran |= trained
+            if not trained:
+                print(reused_line(member), flush=True)
     runs.create_folder(run)
+    if context.train:
+        catalog.choose(run, "the run the last `make all` or `make train` named")
+
+
+def reused_line(run: Run) -> str:
+    """`reused strided-e15-s42 (trained 2026-12-06, 5.7 min): nothing to train`."""
+    metrics = records.read_metrics(run.folder)
+    return (f"reused {run.name} (trained {metrics['finished_at'][:10]}, {metrics['train_seconds'] / 60:.1f} min): "
+            "nothing to train")
 
 
 def _downstream(context: Context, step: str, notebook_name: str) -> tuple[Path, str]:
@@ -212,8 +225,9 @@ def step_report(context: Context) -> None:
                                    str(target)):
             tryit.write_model(run, target)
 
-    entry = render_report(context.project / "report", run, chapters, quarto_command(quarto),
-                          extra_inputs=library_digest(context.project), write_model=write_model)
+    with cleaning.recording(context.project / "report"):  # what `make clean` may remove later
+        entry = render_report(context.project / "report", run, chapters, quarto_command(quarto),
+                              extra_inputs=library_digest(context.project), write_model=write_model)
     print(f"report: {shown(entry)} (run {run.name})", flush=True)
 
 
@@ -265,11 +279,16 @@ def steps_for(command: str) -> list[Step]:
 
 
 def choose_run(context: Context, command: str) -> Run:
-    """The run a command works on: the one its parameters define (`all`, `train`), the one RUN names, or the
-    latest."""
+    """The run a command works on: the one RUN names, the one its parameters define (always for `all` and
+    `train`), or the chosen run (digits.runs.catalog.chosen), which the command names and says why in a line."""
     named_by_parameters = [p.variable for p in RUN_PARAMETERS if context.options.given(p.name)]
     if context.options["run"] and named_by_parameters:
         raise ValueError(f"give RUN or run parameters ({', '.join(named_by_parameters)}), not both")
+    if context.options["run"]:
+        return catalog.find(context.options["run"], context.data_dir, context.models_dir)
     if context.train or named_by_parameters:
         return runs.resolve_parsed(context.options.run_values, context.data_dir, context.models_dir)
-    return catalog.find(context.options["run"], context.data_dir, context.models_dir)
+    choice = catalog.chosen(context.data_dir, context.models_dir)
+    quick = ", a quick run" if records.is_quick(records.read_metrics(choice.run.folder)) else ""
+    print(f"using {choice.run.name}{quick}: {choice.why}", flush=True)
+    return choice.run

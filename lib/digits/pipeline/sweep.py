@@ -13,6 +13,8 @@ found.
 
 from __future__ import annotations
 
+from typing import Any
+
 from digits import runs
 from digits.parameters import RUN_PARAMETERS
 from digits.pipeline import steps
@@ -24,9 +26,16 @@ from digits.util.display import text_table
 MAX_WITHOUT_FORCE = 100
 
 
+def shown_value(value: Any) -> str:
+    """A parsed value of a comma list as make's command line spells it (empty: the recipe's)."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return "" if value is None else str(value)
+
+
 def describe_grid(options: Options) -> str:
-    """`12 runs: EPOCHS 5, 10, 15, 30 x SEED 42, 43, 44 (SAMPLE_SIZE=2000)`."""
-    values = {p.variable: [str(value).strip() for value in str(options.typed[p.name]).split(",")]
+    """`12 runs: EPOCHS 5, 10, 15, 30 x SEED 42, 43, 44 (SAMPLE_SIZE=2000)`: each value once, as parsed."""
+    values = {p.variable: list(dict.fromkeys(shown_value(combination[p.name]) for combination in options.grid))
               for p in RUN_PARAMETERS if options.given(p.name)}
     axes = [f"{variable} {', '.join(listed)}" for variable, listed in values.items() if len(listed) > 1]
     fixed = [f"{variable}={listed[0]}" for variable, listed in values.items() if len(listed) == 1]
@@ -35,12 +44,17 @@ def describe_grid(options: Options) -> str:
             + (f" ({', '.join(fixed)})" if fixed else ""))
 
 
+def announce(options: Options, where: str) -> None:
+    """The sweep's first line, before any work or connection: its runs and where they train; ValueError for more
+    than MAX_WITHOUT_FORCE runs without FORCE=1."""
+    print(f"sweep: {describe_grid(options)} {where}", flush=True)
+    if len(options.grid) > MAX_WITHOUT_FORCE and not options["force"]:
+        raise ValueError(f"{len(options.grid)} runs is more than {MAX_WITHOUT_FORCE}: give FORCE=1 to sweep them all")
+
+
 def sweep(context: steps.Context, executor: Executor) -> None:
     """Train the grid's runs on the workers, evaluate and submit each here, render the report; one line per lost run."""
     combinations = context.options.grid
-    print(f"sweep: {describe_grid(context.options)}", flush=True)
-    if len(combinations) > MAX_WITHOUT_FORCE and not context.options["force"]:
-        raise ValueError(f"{len(combinations)} runs is more than {MAX_WITHOUT_FORCE}: give FORCE=1 to sweep them all")
     steps.step_data(context)
     grid_runs = [runs.resolve_parsed({**context.options.run_values, **combination}, context.data_dir,
                                      context.models_dir) for combination in combinations]
@@ -56,10 +70,15 @@ def sweep(context: steps.Context, executor: Executor) -> None:
     if done:
         steps.step_explore(context)
         steps.step_report(context)
+    swept = [name for name, values in context.options.lists.items() if len(values) > 1]
+    catalog.record_sweep(context.models_dir, describe_grid(context.options), swept, [run.name for run in done])
     table = catalog.runs_table(context.models_dir, context.data_dir)
     table = table[table["run"].isin({run.name for run in done})]
     if len(table):
         print(text_table(table))
+        best = table.sort_values(["val_accuracy", "train_minutes"], ascending=[False, True]).iloc[0]
+        print(f"best by validation accuracy: {best['run']} ({best['val_accuracy']:.2%}); `make use RUN={best['run']}` "
+              "makes it the run that make report, predict and kaggle-submit use (the sweep changed nothing there)")
     if lost:
         raise ValueError(f"{len(lost)} of {len(members)} run(s) lost ({', '.join(sorted(lost))}): "
                          "the same command again resumes them")

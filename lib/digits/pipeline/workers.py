@@ -10,10 +10,17 @@ last epoch when it was interrupted.
 
 A worker that dies in the middle of a run loses that run only: it is reported,
 the others go on, and the next command resumes it from its checkpoint.
+
+Connecting to a cluster is bounded as a whole, the connection and Dask's
+handshake (distributed.comm.timeouts.connect, 30 s by default): what answers
+otherwise, or nothing at all, is one line naming the address. A cluster without
+workers is waited for, saying so, for at most digits.worker-wait (10 minutes;
+DASK_DIGITS__WORKER_WAIT=30s sets it as any Dask setting).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import time
@@ -26,6 +33,8 @@ from digits.pipeline.kernel import share_of_cores
 from digits.runs import Run
 
 TOPIC = "digits-training"  # the workers' messages to the command that sent them work
+WORKER_WAIT = "digits.worker-wait"  # our Dask setting: how long a cluster without workers is waited for
+WORKER_WAIT_DEFAULT = "10 minutes"
 
 
 def default_workers() -> int:
@@ -75,6 +84,60 @@ def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, An
             "val_accuracy": metrics["val_accuracy"]}
 
 
+def duration(seconds: float) -> str:
+    """Seconds as people read them: `10 min`, `30 s`."""
+    return f"{seconds / 60:g} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds:g} s"
+
+
+async def _identity(address: str, seconds: float) -> dict:
+    """What the server at `address` says it is, asked as Dask's own client asks a scheduler."""
+    from distributed.comm import connect
+    from distributed.security import Security
+
+    comm = await connect(address, timeout=seconds, **Security().get_connection_args("client"))
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()  # at once: closing politely waits on a peer that may never answer
+
+
+def check_scheduler(address: str) -> None:
+    """ValueError naming the address unless a Dask scheduler answers there within Dask's connect timeout (the
+    connection and the handshake together: Dask bounds only the first)."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    seconds = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), default="seconds")
+    try:
+        identity = asyncio.run(asyncio.wait_for(_identity(address, seconds), seconds))
+    except (asyncio.TimeoutError, TimeoutError, OSError):
+        raise ValueError(f"no Dask scheduler answered at {address} within {duration(seconds)} "
+                         "(is it a scheduler?)") from None
+    except Exception:  # noqa: BLE001 (bytes Dask cannot read: whatever it raises, it is not a scheduler)
+        identity = None
+    kind = identity.get("type") if isinstance(identity, dict) else None
+    if kind != "Scheduler":
+        said = f"it is a Dask {str(kind)[:20]}" if kind else "it sent what Dask cannot read"
+        raise ValueError(f"what answers at {address} is not a Dask scheduler: {said}")
+
+
+def wait_for_a_worker(client: Any, address: str) -> None:
+    """Wait, saying so, for a first worker to join the cluster; ValueError after digits.worker-wait."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    if client.scheduler_info().get("workers"):
+        return
+    seconds = parse_timedelta(dask.config.get(WORKER_WAIT, WORKER_WAIT_DEFAULT), default="seconds")
+    print(f"waiting for a worker to join {address}: up to {duration(seconds)}", flush=True)
+    try:
+        client.wait_for_workers(1, timeout=seconds)
+    except (asyncio.TimeoutError, TimeoutError):
+        raise ValueError(f"no worker joined {address} within {duration(seconds)}: start one there with "
+                         f"`dask worker {address}` (DASK_DIGITS__WORKER_WAIT=30min waits longer)") from None
+
+
 class Executor:
     """Dask's client: a local cluster of `workers` processes, or the cluster at `address`."""
 
@@ -89,7 +152,13 @@ class Executor:
         from distributed import Client, LocalCluster
 
         if self.address:
-            self.client = Client(self.address, timeout="30s")
+            check_scheduler(self.address)
+            self.client = Client(self.address)
+            try:
+                wait_for_a_worker(self.client, self.address)
+            except BaseException:
+                self.client.close()  # `with` does not exit what did not enter
+                raise
         else:
             # A worker killed in the middle of a run loses that run: it is reported, not tried again elsewhere.
             dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.admin.tick.limit": "1h",
@@ -104,6 +173,12 @@ class Executor:
             self.client.close()
         if self.cluster is not None:
             self.cluster.close()
+
+    def where(self) -> str:
+        """Where the runs train: `on the Dask cluster at tcp://...` or `on this machine, 2 workers`."""
+        if self.address:
+            return f"on the Dask cluster at {self.address}"
+        return f"on this machine, {self.workers} worker{'s' if self.workers != 1 else ''}"
 
     def threads_per_run(self) -> int:
         """Each worker's share of its machine's cores (0 on a cluster's machines: TensorFlow's own choice there)."""

@@ -52,7 +52,10 @@ def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run: Run, table
     """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
     files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
              run.folder / "evaluation.csv", run.folder / "submission.csv",
-             *(member.folder / "model.keras" for member in run.single_runs)]  # the weights of the "Try it" page
+             *(member.folder / "model.keras" for member in run.single_runs),  # the weights of the "Try it" page
+             # What the comparisons read: the last sweep and the test probabilities each kept run's evaluation kept.
+             run.models_dir / catalog.SWEEP_FILE,
+             *(run.models_dir / name / records.PROBABILITIES_FILE for name in table["run"])]
     # The metrics the report shows: all but the seconds of the last command's steps, written after it renders.
     metrics = {key: value for key, value in records.read_metrics(run.folder).items() if key != "step_seconds"}
     parts = [digest_of(*files), json.dumps(metrics, sort_keys=True), table.to_csv(index=False), engine, extra,

@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from digits.parameters import RUN_PARAMETERS
+from digits.report import comparisons
 from digits.runs import Run, catalog, records
 from digits.util.display import markdown_table, markdown_text, percent
 from digits.util.files import atomic_path, write_frame_atomic, write_text_atomic
 
 if TYPE_CHECKING:
-    pass
+    from matplotlib.figure import Figure
 
 RUNS_FIGURE = "runs-accuracy.png"
-SWEEP_FIGURE = "runs-sweep.png"
 # Short headers, so that the runs table fits the page's text column.
 RUNS_TABLE_HEADERS = {"val_accuracy": "validation", "test_accuracy": "test", "train_minutes": "minutes",
                       "images_per_second": "images/s", "finished_at": "finished", "quick": ""}
@@ -92,28 +92,6 @@ def runs_markdown(table: pd.DataFrame, current: Sequence[str]) -> str:
     ])
 
 
-def sweep_markdown(parameter: str, summary: pd.DataFrame) -> str:
-    """What the runs show: the table of accuracy and minutes by value (or the spread over seeds alone), and the plot."""
-    score = "test" if summary.attrs.get("score") == "test_accuracy" else "validation"
-    if parameter == "seed":
-        row = summary.to_dict("records")[0]
-        text = (f"The {row['runs']} runs differ in their seed alone: their {score} accuracy is "
-                f"**{percent(row['mean'])} ± {row['sd'] * 100:.2f}** (standard deviation; {percent(row['lowest'])} to "
-                f"{percent(row['highest'])}). A difference between two runs smaller than about twice that spread "
-                "says nothing about their parameters.")
-    else:
-        text = (f"The runs differ in `{markdown_text(parameter)}` (and perhaps their seeds): their {score} accuracy, "
-                "mean and spread over the seeds, and training minutes for each value.")
-    rows = [[row[parameter] if parameter != "seed" else "all", row["runs"], percent(row["mean"]),
-             "" if pd.isna(row["sd"]) else f"{row['sd'] * 100:.2f}", percent(row["lowest"]), percent(row["highest"]),
-             f"{row['minutes']:.1f}"] for row in summary.to_dict("records")]
-    header = [parameter if parameter != "seed" else "seeds", "runs", "mean", "sd (points)", "lowest", "highest",
-              "minutes"]
-    figure = (f"![{score.capitalize()} accuracy and training minutes against {markdown_text(parameter)}.]"
-              f"({SWEEP_FIGURE}){{#fig-sweep}}")
-    return "\n".join(["### What the runs show", "", text, "", markdown_table(header, rows), "", figure, ""])
-
-
 def write_summary(report_dir: Path, run: Run, table: pd.DataFrame) -> None:
     """Write report/_summary.md, the runs table and figure from the run's files; copy the submission beside them."""
     import matplotlib.pyplot as plt
@@ -129,14 +107,13 @@ def write_summary(report_dir: Path, run: Run, table: pd.DataFrame) -> None:
     with atomic_path(report_dir / RUNS_FIGURE) as temporary:
         figure.savefig(temporary, dpi=110, bbox_inches="tight", metadata={"Software": None})
     plt.close(figure)
-    sections = [summary_markdown(metrics, results), runs_markdown(table, current)]
-    found = catalog.sweep_summary(run.models_dir, run.data_dir, run.data_tag)
-    if found:
-        figure = plots.sweep(found[1], found[0])
-        with atomic_path(report_dir / SWEEP_FIGURE) as temporary:
+    def save(figure: Figure, name: str) -> None:
+        with atomic_path(report_dir / name) as temporary:
             figure.savefig(temporary, bbox_inches="tight", metadata={"Software": None})
         plt.close(figure)
-        sections.append(sweep_markdown(*found))
+
+    sections = [summary_markdown(metrics, results), runs_markdown(table, current),
+                comparisons.runs_shown_markdown(run, save), comparisons.versus_markdown(run, save)]
     write_text_atomic(report_dir / "_summary.md", "\n".join(sections))
     submission = run.folder / "submission.csv"
     if submission.is_file():

@@ -1,14 +1,18 @@
-"""Catalog: the runs kept in a models folder: found by name or as the latest, listed, compared, cleaned.
+"""Catalog: the runs kept in a models folder: found by name, chosen, listed.
 
-"The latest run" has one meaning everywhere (the pipeline, the notebooks, `make
-predict`): the newest finished run or trained ensemble made on the data that
-DATA_DIR holds now.
+"The chosen run" has one meaning everywhere (the pipeline, the notebooks, `make
+predict`, `make kaggle-submit`): the run that the last `make all` or `make train`
+named, or that `make use RUN=name` chose (MODELS_DIR/chosen.json); where none
+was chosen, or the chosen one is gone or made on other data, the newest finished
+run or ensemble made on the data that DATA_DIR holds now. A sweep never changes it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
@@ -25,17 +29,26 @@ from digits.runs import (
     load,
     read_record,
     records,
-    training_lock,
 )
 from digits.util.display import shown
-from digits.util.files import held_by_another
+from digits.util.files import write_text_atomic
+
+CHOSEN_FILE = "chosen.json"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The run a command uses when none is named, and why that one."""
+
+    run: Run
+    why: str
 
 
 def find(name: str, data_dir: str | Path, models_dir: str | Path) -> Run:
-    """The kept run (or ensemble) called `name`, ready to predict; "" for the latest on DATA_DIR's data."""
+    """The kept run (or ensemble) called `name`, ready to predict; "" for the chosen run on DATA_DIR's data."""
     data_dir, models_dir = folders({"data_dir": data_dir, "models_dir": models_dir})
     if not name:
-        return latest(data_dir, models_dir)
+        return chosen(data_dir, models_dir).run
     folder = models_dir / name
     if not (folder / RUN_FILE).is_file():
         raise ValueError(f"no run {name!r} in {shown(models_dir)} (`make runs` lists the finished ones)")
@@ -50,39 +63,6 @@ def run_folders(models_dir: Path) -> Iterator[Path]:
         for folder in sorted(models_dir.iterdir()):
             if folder.is_dir() and not folder.is_symlink() and (folder / RUN_FILE).is_file():
                 yield folder
-
-
-def made_by_this_project(folder: Path) -> bool:
-    """True for a folder this project made: its run.json names the folder and carries the project's mark."""
-    try:
-        record = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(record, dict) and record.get("run") == folder.name and record.get("made_by") == MADE_BY
-
-
-def project_folders(models_dir: Path) -> list[Path]:
-    """The folders in models_dir that this project made: what `make clean-models` removes."""
-    return [folder for folder in run_folders(models_dir) if made_by_this_project(folder)]
-
-
-def in_training(folder: Path) -> bool:
-    """True while a command (a sweep's worker, perhaps on another machine) trains the run in `folder`."""
-    return held_by_another(training_lock(folder))
-
-
-def clean(models_dir: Path, folders: list[Path]) -> list[str]:
-    """Remove the given folders (this project's runs) and runs.csv from models_dir; return their names."""
-    import shutil
-
-    removed = []
-    for folder in folders:
-        if folder.parent == models_dir and made_by_this_project(folder) and not in_training(folder):
-            shutil.rmtree(folder)
-            training_lock(folder).unlink(missing_ok=True)
-            removed.append(folder.name)
-    (models_dir / "runs.csv").unlink(missing_ok=True)
-    return removed
 
 
 def kept_runs(models_dir: Path, data_dir: Path) -> list[tuple[Run, str]]:
@@ -124,15 +104,75 @@ def latest(data_dir: Path, models_dir: Path) -> Run:
                      f"one, or name one with RUN=... (`make runs` lists them)")
 
 
-def runs_table(models_dir: Path, data_dir: Path) -> pd.DataFrame:
-    """One row per finished run and evaluated ensemble, newest first: name, the parameters that differ, scores.
+def choose(run: Run, why: str) -> None:
+    """Make `run` the one that commands and notebooks use when none is named; `why` says who chose it."""
+    record = {"run": run.name, "made_by": MADE_BY, "why": why,
+              "chosen_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_text_atomic(run.models_dir / CHOSEN_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def _chosen_record(models_dir: Path) -> dict | None:
+    """MODELS_DIR/chosen.json when it is one of this project's, else None."""
+    try:
+        record = json.loads((models_dir / CHOSEN_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    fields_ok = isinstance(record, dict) and all(isinstance(record.get(key), str) for key in ("run", "why", "chosen_at"))
+    return record if fields_ok and record.get("made_by") == MADE_BY and Path(record["run"]).name == record["run"] else None
+
+
+def chosen(data_dir: Path, models_dir: Path) -> Choice:
+    """The run commands use when none is named: the one last named by `make all`/`make train` or chosen with
+    `make use`; else the newest finished run on this data. ValueError when there is none at all."""
+    record = _chosen_record(models_dir)
+    aside = ""
+    if record:
+        try:
+            run = find(record["run"], data_dir, models_dir)
+        except ValueError:
+            aside = f"; the chosen run {record['run']} is gone or unfinished"
+        else:
+            if run.data_tag == data_tag(data_dir):
+                return Choice(run, f"{record['why']} ({record['chosen_at'][:10]})")
+            aside = f"; the chosen run {record['run']} was trained on other data than {shown(data_dir)} holds"
+    return Choice(latest(data_dir, models_dir), f"the newest finished run{aside or ': none was chosen'} "
+                                               "(`make use RUN=name` chooses one)")
+
+
+# The columns `make runs SORT=...` sorts by, best first for those where more is better.
+SORTABLE = {"val_accuracy": True, "test_accuracy": True, "images_per_second": True, "finished_at": True,
+            "train_minutes": False, "run": False}
+NOTES_FILE = "NOTES.md"
+
+
+def note_of(folder: Path) -> str:
+    """The first line of a run folder's NOTES.md (a note kept with the run by its user), or ""."""
+    try:
+        with open(folder / NOTES_FILE, encoding="utf-8", errors="replace") as handle:
+            return handle.readline().strip().lstrip("#").strip()[:120]
+    except OSError:
+        return ""
+
+
+def _selected(metrics: dict, where: Mapping[str, list]) -> bool:
+    """True when a run's values are among those `where` lists for each parameter it names (None: any)."""
+    values = {**metrics, "ensemble": len(metrics.get("members", [])) or 1}
+    return all(values.get(name) in listed for name, listed in where.items() if None not in listed)
+
+
+def runs_table(models_dir: Path, data_dir: Path, where: Mapping[str, list] | None = None,
+               sort: str = "") -> pd.DataFrame:
+    """One row per finished run and evaluated ensemble (those `where` selects), newest first or by `sort`: name, the
+    parameters that differ, scores, and the first line of a NOTES.md kept with it.
 
     Numbers are rounded for people (metrics.json keeps them whole); quick runs are marked.
     """
-    kept = [records.read_metrics(run.folder) for run, _ in kept_runs(models_dir, data_dir)
+    kept = [(run, records.read_metrics(run.folder)) for run, _ in kept_runs(models_dir, data_dir)
             if (run.folder / "metrics.json").is_file()]
+    kept = [(run, metrics) for run, metrics in kept if _selected(metrics, where or {})]
     names = [p.name for p in RUN_PARAMETERS if p.name != "ensemble"]
-    differing = [name for name in names if len({json.dumps(metrics.get(name)) for metrics in kept}) > 1]
+    differing = [name for name in names if len({json.dumps(metrics.get(name)) for _, metrics in kept}) > 1]
+    notes = {run.name: note_of(run.folder) for run, _ in kept}
     rows = [{
         "run": metrics["run"],
         **{name: metrics.get(name) for name in differing},
@@ -142,10 +182,14 @@ def runs_table(models_dir: Path, data_dir: Path) -> pd.DataFrame:
         "images_per_second": round(metrics.get("images_per_second") or 0),
         "finished_at": metrics["finished_at"][:16].replace("T", " "),
         "quick": "quick run" if records.is_quick(metrics) else "",
-    } for metrics in kept]
+        **({"note": notes[run.name]} if any(notes.values()) else {}),
+    } for run, metrics in kept]
     columns = ["run", *differing, "val_accuracy", "test_accuracy", "train_minutes", "images_per_second",
-               "finished_at", "quick"]
-    return pd.DataFrame(rows, columns=columns)
+               "finished_at", "quick", *(["note"] if any(notes.values()) else [])]
+    table = pd.DataFrame(rows, columns=columns)
+    if sort and sort in table:
+        table = table.sort_values(sort, ascending=not SORTABLE.get(sort, False), kind="stable", na_position="last")
+    return table.reset_index(drop=True)
 
 
 def histories(models_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
@@ -154,32 +198,29 @@ def histories(models_dir: Path, data_dir: Path) -> dict[str, pd.DataFrame]:
             for run, _ in kept_runs(models_dir, data_dir) if not run.members}
 
 
-def sweep_summary(models_dir: Path, data_dir: Path, data_tag: str) -> tuple[str, pd.DataFrame] | None:
-    """What the kept single runs on this data show, when they differ in one parameter at most (seeds aside).
+def single_run_metrics(models_dir: Path, data_dir: Path) -> list[dict]:
+    """The metrics of every finished single run (no ensembles) made on the data that data_dir holds now."""
+    tag = data_tag(data_dir)
+    return [records.read_metrics(run.folder) for run, _ in kept_runs(models_dir, data_dir)
+            if not run.members and run.data_tag == tag]
 
-    Returns the parameter ("seed" when only seeds differ) and a table, one row per value: the runs, the mean
-    and spread (standard deviation, lowest, highest) of their test accuracy (validation accuracy where the test
-    labels are not known), and their mean training minutes. None when there is nothing to compare.
-    """
-    rows = [records.read_metrics(run.folder) for run, _ in kept_runs(models_dir, data_dir)
-            if not run.members and run.data_tag == data_tag]
-    if len(rows) < 2:
+
+SWEEP_FILE = "sweep.json"
+
+
+def record_sweep(models_dir: Path, described: str, swept: list[str], names: list[str]) -> None:
+    """Remember the last sweep (its grid and runs), so that the report made after it shows its answer first."""
+    record = {"made_by": MADE_BY, "grid": described, "swept": swept, "runs": names,
+              "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    write_text_atomic(models_dir / SWEEP_FILE, json.dumps(record, indent=2) + "\n")
+
+
+def last_sweep(models_dir: Path) -> dict | None:
+    """The record of the last sweep in models_dir, or None (none, or not one of this project's)."""
+    try:
+        record = json.loads((models_dir / SWEEP_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    frame = pd.DataFrame(rows)
-    score = "test_accuracy" if frame.get("test_accuracy", pd.Series(dtype=float)).notna().all() else "val_accuracy"
-    names = [p.name for p in RUN_PARAMETERS if p.name not in ("seed", "ensemble") and p.name in frame]
-    varying = [name for name in names if frame[name].astype(str).nunique() > 1]
-    if len(varying) > 1 or (not varying and frame["seed"].nunique() < 2):
-        return None
-    parameter = varying[0] if varying else "seed"
-    groups = frame.groupby(parameter if varying else lambda _: "all", sort=True)
-    summary = pd.DataFrame({
-        "runs": groups.size(),
-        "mean": groups[score].mean(),
-        "sd": groups[score].std(ddof=1),
-        "lowest": groups[score].min(),
-        "highest": groups[score].max(),
-        "minutes": groups["train_seconds"].mean() / 60,
-    }).reset_index(names=parameter)
-    summary.attrs["score"] = score
-    return parameter, summary
+    valid = (isinstance(record, dict) and record.get("made_by") == MADE_BY and isinstance(record.get("grid"), str)
+             and all(isinstance(record.get(key), list) for key in ("swept", "runs")))
+    return record if valid else None

@@ -7,19 +7,22 @@ CSV and JSON.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import zipfile
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from digits.config import RECIPES
 from digits.util import files
 from digits.util.display import shown
-from digits.util.files import write_text_atomic
+from digits.util.files import atomic_path, write_text_atomic
 
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "seconds"]
 # A run this far (or more) below its recipe's full-data validation accuracy is called a quick run.
@@ -205,3 +208,43 @@ def read_evaluation(path: Path) -> pd.DataFrame:
             raise ValueError(f"{shown(path)}: column {column!r} must hold numbers"
                              f"{' from 0 to 1' if column != 'epochs' else ''}")
     return table.astype(object).where(table.notna(), None)
+
+
+# --- The test probabilities evaluation keeps -----------------------------------------------------------------
+
+PROBABILITIES_FILE = "test_probabilities.npz"
+
+
+def probabilities_source(single_runs: Sequence[Any], data_dir: Path) -> str:
+    """What a run's test probabilities are made from: its models and test.csv, by content."""
+    return files.digest_of(*(run.folder / "model.keras" for run in single_runs), Path(data_dir) / "test.csv")
+
+
+def _probabilities_digest(probabilities: np.ndarray) -> str:
+    """SHA-256 of stored probabilities' values, their shape and type."""
+    values = np.ascontiguousarray(probabilities)
+    return hashlib.sha256(f"{values.dtype.str}{values.shape}".encode() + values.tobytes()).hexdigest()
+
+
+def save_probabilities(run_dir: Path, probabilities: np.ndarray, source: str) -> None:
+    """Keep a run's test probabilities in its folder with what they were made from and their digest."""
+    stored = probabilities.astype(np.float32)
+    with atomic_path(run_dir / PROBABILITIES_FILE) as temporary:
+        np.savez(temporary, probabilities=stored, source=source, digest=_probabilities_digest(stored))
+
+
+def stored_probabilities(run_dir: Path, source: str, n_images: int) -> np.ndarray | None:
+    """The test probabilities kept in a run's folder, if undamaged (checked against their digest), made from
+    `source` and one row per image; else None. A damaged file is named in one line."""
+    path = run_dir / PROBABILITIES_FILE
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as stored:
+            probabilities, stored_source, digest = stored["probabilities"], str(stored["source"]), str(stored["digest"])
+    except Exception:  # noqa: BLE001 (a damaged archive raises whatever its damaged part makes zipfile or NumPy raise)
+        digest = None
+    if digest is None or digest != _probabilities_digest(probabilities):
+        print(f"{shown(path)}: damaged: predicting the test images again", flush=True)
+        return None
+    return probabilities if stored_source == source and probabilities.shape == (n_images, 10) else None

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from digits.util.display import shown
+
 if TYPE_CHECKING:
     import pandas
 
@@ -67,29 +69,68 @@ def remove_stale_partials(folder: Path) -> list[Path]:
     return removed
 
 
+# --- Records checked against a digest written with them ---------------------------------------------------
+
+
+def _json_digest(content: object) -> str:
+    """SHA-256 of a JSON value, written canonically."""
+    return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def write_checked_json(path: Path, format_version: int, content: object) -> None:
+    """Write a record as JSON atomically, with its format and the digest of its content."""
+    record = {"format": format_version, "digest": _json_digest(content), "content": content}
+    write_text_atomic(path, json.dumps(record, separators=(",", ":")))
+
+
+def read_checked_json(path: Path, format_version: int) -> object | None:
+    """The content of a record write_checked_json wrote: None for a missing file or one of another format version;
+    ValueError when it is damaged (not JSON, the wrong shape, or a content that does not match its digest)."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:  # UnicodeDecodeError is a ValueError
+        raise ValueError("damaged") from error
+    if isinstance(record, dict) and isinstance(record.get("format"), int) and record["format"] != format_version:
+        return None  # written by an older (or newer) version of the project: not damage, just not ours to read
+    if not isinstance(record, dict) or record.get("digest") != _json_digest(record.get("content")):
+        raise ValueError("damaged")
+    return record["content"]
+
+
 class StatCache:
     """What is known of files (their SHA-256, a check they passed), remembered by their size, times and inode.
 
     A file is read again only when `stat` says it may have changed (size, modification or change time,
     inode), as Make and git decide: a step with nothing to do costs a few `stat` calls, not reading the
-    data again. The change time is in the key because no tool can set it back. Losing the cache file
-    costs time, never a wrong answer; without a file (`path` None) nothing is remembered.
+    data again. The change time is in the key because no tool can set it back. The file is written with a
+    digest of its entries and checked against it (and for its shape) when read: a damaged one is named and
+    started afresh. Losing the cache file costs time, never a wrong answer; without a file (`path` None)
+    nothing is remembered.
     """
 
     # Changes whenever what is remembered changes meaning: a cache of another format is dropped.
-    FORMAT = 1
+    FORMAT = 2
 
     def __init__(self, path: Path | None = None):
         self.path = path
         self.entries: dict[str, dict] = {}
         self.changed = False
         if path is not None:
-            try:
-                loaded = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                loaded = None
-            if isinstance(loaded, dict) and loaded.get("format") == self.FORMAT and isinstance(loaded.get("files"), dict):
-                self.entries = loaded["files"]
+            self.entries = self._load(path)
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, dict]:
+        """The entries of the cache file; none (and one line naming it) when it is damaged."""
+        try:
+            entries = read_checked_json(path, StatCache.FORMAT)
+            if entries is not None and not _valid_entries(entries):
+                raise ValueError("damaged")
+        except ValueError:
+            print(f"{shown(path)}: damaged: starting afresh", flush=True)
+            entries = None
+        return entries or {}
 
     @staticmethod
     def _stat_key(path: Path) -> list[int] | None:
@@ -145,10 +186,22 @@ class StatCache:
         if self.path is not None and self.changed:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                write_text_atomic(self.path, json.dumps({"format": self.FORMAT, "files": self.entries}))
+                write_checked_json(self.path, self.FORMAT, self.entries)
                 self.changed = False
             except OSError:
                 pass
+
+
+def _valid_entries(entries: object) -> bool:
+    """True when the cache's entries have the shape StatCache writes: by path, a stat key of four whole numbers,
+    perhaps a SHA-256 and the checks passed."""
+    def valid(entry: object) -> bool:
+        stat = entry.get("stat") if isinstance(entry, dict) else None
+        return (isinstance(stat, list) and len(stat) == 4 and all(type(number) is int for number in stat)
+                and re.fullmatch(r"[0-9a-f]{64}", str(entry.get("sha256", "0" * 64))) is not None
+                and isinstance(entry.get("passed", {}), dict))
+
+    return isinstance(entries, dict) and all(isinstance(name, str) and valid(entry) for name, entry in entries.items())
 
 
 # The process's cache: none unless a command asks for one (the pipeline keeps it in the project).
