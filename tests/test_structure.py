@@ -83,7 +83,7 @@ LAYERS = [
     ["util.*"],
     ["config", "parameters", "formats.*", "data"],
     ["runs.*"],
-    ["model", "train", "prepare", "calibration", "evaluate", "explain", "predict", "plots"],
+    ["model", "train", "prepare", "calibration", "evaluate", "explain", "compare", "predict", "plots"],
     ["report.*"],
     ["pipeline.*"],
 ]

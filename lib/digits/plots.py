@@ -211,7 +211,7 @@ def _tinted(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
     as Try it's overlay shows it."""
     share = np.abs(saliency) / max(np.abs(saliency).max(), 1e-12)
     tint = np.where(saliency[..., None] > 0, [0.9, 0.16, 0.16], [0.16, 0.43, 1.0])
-    return image[..., None] * (1 - share[..., None]) + tint * share[..., None]
+    return np.clip(image[..., None] * (1 - share[..., None]) + tint * share[..., None], 0, 1)
 
 
 def saliency_grid(images: np.ndarray, mistakes: pd.DataFrame, towards_predicted: np.ndarray,
