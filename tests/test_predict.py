@@ -19,7 +19,7 @@ from digits.predict import (
     write_predictions,
 )
 from digits.prepare import centre_of_mass, to_mnist
-from helpers import PROJECT_ROOT, run_pipeline, train_tiny_run
+from helpers import PEN, PROJECT_ROOT, pad, run_pipeline, scribble, train_tiny_run
 
 
 def on_paper(ink: np.ndarray, size: tuple[int, int] = (100, 80), at: tuple[int, int] = (10, 10)) -> Image.Image:
@@ -237,6 +237,35 @@ def test_the_command_predicts_a_folder_into_a_folder_of_its_own(trained_run, mni
     assert written["run"].tolist() == [trained_run.name] * 2
     assert (calls[0] / "predictions.png").stat().st_size > 1000
     assert "seven.png" in results[0].stdout and "%" in results[0].stdout and "predictions.csv" in results[0].stdout
+
+
+@pytest.mark.slow
+def test_the_command_says_not_a_digit_and_unsure_in_its_table_and_csv(trained_run, mnist, tmp_path):
+    from digits.evaluate import run_calibration
+    from digits.prepare import REASONS
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pad(scribble(0.0), width=2 * PEN).save(folder / "filled.png")
+    pad().save(folder / "blank.png")
+    pad([(0.1, 0.1), (0.1, 0.3)], [(0.9, 0.7), (0.9, 0.9)]).save(folder / "two-marks.png")
+    for index in range(12):
+        mnist_on_paper(mnist["test_images"][index]).save(folder / f"digit-{index:02}.png")
+    result = predict_command(trained_run, f"IMAGES={folder}", f"RUN={trained_run.name}")
+    assert result.returncode == 0, result.stderr
+    call = max((trained_run.folder / "predictions").iterdir(), key=lambda folder: folder.stat().st_mtime_ns)
+    written = pd.read_csv(call / "predictions.csv", keep_default_na=False).set_index("file")
+    assert list(written.columns) == ["label", "confidence", "unsure", "problem", "run"] and len(written) == 15
+    assert written.loc[["filled.png", "blank.png", "two-marks.png"], "problem"].tolist() == [
+        REASONS["edges"], REASONS["blank"], REASONS["marks"]]
+    for reason in ("edges", "blank", "marks"):
+        assert REASONS[reason] in result.stdout
+    digits = written[written.index.str.startswith("digit-")].astype({"label": int, "confidence": float})
+    threshold = run_calibration(trained_run).threshold
+    assert ((digits["unsure"] != "") == (digits["confidence"] < threshold)).all()
+    assert digits["unsure"].str.fullmatch(r"(\d or \d)?").all()
+    unsure = digits[digits["unsure"] != ""]
+    assert len(unsure) and all(row.unsure.startswith(f"{row.label} or ") for row in unsure.itertuples())
 
 
 @pytest.mark.slow

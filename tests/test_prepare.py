@@ -4,41 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from digits import prepare
 from digits.prepare import NotADigit, to_mnist
-
-SIDE = 280  # the Try it pad's side, in pixels
-PEN = SIDE // 14  # and its pen's width
-
-
-def pad(*strokes: list[tuple[float, float]], width: int = PEN) -> Image.Image:
-    """A white pad with dark strokes (points in a 0..1 square), round-jointed like the pad's."""
-    image = Image.new("L", (SIDE, SIDE), 255)
-    pen = ImageDraw.Draw(image)
-    for stroke in strokes:
-        pen.line([(x * SIDE, y * SIDE) for x, y in stroke], fill=17, width=width, joint="curve")
-    return image
-
-
-def scribble(margin: float) -> list[tuple[float, float]]:
-    """A zigzag of twelve lines that covers the pad but for `margin` on each side."""
-    rows = np.linspace(margin, 1 - margin, 12)
-    return [(margin if index % 2 == 0 else 1 - margin, row) for index, row in enumerate(rows)]
-
-
-def shadowed(digit: np.ndarray, darkest: float = 0.4) -> tuple[Image.Image, Image.Image]:
-    """A photo of an MNIST digit on paper with a shadow falling from left to right (the light down to `darkest` of
-    itself), and the same photo evenly lit."""
-    enlarged = np.asarray(Image.fromarray(digit).resize((168, 168), Image.Resampling.BICUBIC)) / 255
-    ink = np.zeros((240, 240))
-    ink[36:204, 36:204] = enlarged
-    grey = 235 - ink * 195
-    light = np.linspace(1.0, darkest, 240)[None, :]
-    return (Image.fromarray((grey * light).round().astype(np.uint8)),
-            Image.fromarray(grey.round().astype(np.uint8)))
-
+from helpers import PEN, SIDE, pad, scribble, shadowed
 
 @pytest.mark.parametrize("image, reason", [
     (Image.new("L", (SIDE, SIDE), 255), "blank"),

@@ -151,6 +151,7 @@
   function wirePage(recognizer) {
     const root = document.getElementById("digit-tryit");
     let loaded = false;
+    let pending = false; // drawn on while the model loads
     let cost = Infinity; // the milliseconds preparing and predicting take: a running average
     const record = (start) => {
       const time = performance.now() - start;
@@ -158,7 +159,10 @@
     };
     // Prepare and check the drawing; read it when it is a digit, with what the model looks at when asked.
     const update = (drawn) => {
-      if (!loaded) return; // a stroke drawn while the model loads is predicted once it has loaded
+      if (!loaded) {
+        pending = true; // a stroke drawn while the model loads is predicted once it has loaded
+        return;
+      }
       const start = performance.now();
       const { pixels, problem } = recognizer.prepare(drawn.imageData());
       if (problem) {
@@ -178,7 +182,7 @@
       const start = performance.now();
       recognizer.predict(new Float32Array(SIDE * SIDE));
       record(start);
-      update(pad);
+      if (pending) update(pad); // an untouched pad says nothing; once drawn on or cleared, it is read
     }, (error) => {
       root.append("The model could not be loaded in this browser: " + error.message);
       throw error;
