@@ -6,7 +6,7 @@ its centre. A photo or a drawing is brought into that form (`to_mnist`) before
 the model sees it. Before the model, too, an image that cannot hold one digit
 is refused as "not a digit", with the reason; the bounds are measured on
 MNIST's 60,000 training images, brought into this form the same way
-(docs/unsure-notes.md).
+(docs/how-it-works.md).
 
 The preparation, step by step. `to_mnist` here and `prepare` in
 report/web/digits-pad.js (Try it and the notebook's widget) follow these steps,
@@ -55,11 +55,11 @@ NOISE_LEVEL = 0.15  # ink fainter than this share of the darkest ink is paper no
 # gradient's error at the image's edges (the slope times the radius) stays below the noise level.
 PAPER_RADIUS = 0.15
 MAX_SHADOW = 0.35  # the darkest shadow taken for paper, as a share of the grey scale
-# The bounds of a digit, measured on MNIST's 60,000 training images in this form (docs/unsure-notes.md).
+# The bounds of a digit, measured on MNIST's 60,000 training images in this form (docs/how-it-works.md).
 MARK_LEVEL = 0.2  # inked pixels hold at least a fifth of the strongest ink
-MAX_INK = 0.42  # the largest share of the field inked: MNIST's reach 0.403 (a bold 8), 99.99% of them 0.357
+MAX_INK = 0.42  # the largest share of the field inked: MNIST's training images reach 0.403, 99.99% of them 0.357
 MARK_SHARE = 0.1  # a mark holds at least a tenth of the inked pixels (smaller specks are noise)
-FAR_APART = 11.0  # pixels between marks: MNIST's widest is 10.8 (a 1 beside a stroke), 99.99% 7.1
+FAR_APART = 11.0  # pixels between marks: MNIST's training images reach 10.8, 99.99% of them 7.1
 # The constants of the preparation, as the browser's copy of it (web/digits-pad.js) receives them, and the
 # reasons it shows.
 REASONS = {

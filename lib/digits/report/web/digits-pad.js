@@ -433,7 +433,7 @@
   // The verdict under the prediction: empty when sure, "unsure: 4 or 9", or why nothing was predicted.
   function createVerdict(document, ids) {
     const verdict = element(document, "div", "verdict", ids, {
-      fontFamily: "sans-serif", fontSize: "13px", minHeight: "1.3em", maxWidth: "10em", textAlign: "center",
+      fontFamily: "sans-serif", fontSize: "13px", minHeight: "1.3em", width: "10em", textAlign: "center",
     });
     verdict.setAttribute("role", "status");
     return verdict;
