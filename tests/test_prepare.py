@@ -10,6 +10,7 @@ from digits import prepare
 from digits.prepare import NotADigit, to_mnist
 from helpers import PEN, SIDE, pad, scribble, shadowed
 
+
 @pytest.mark.parametrize("image, reason", [
     (Image.new("L", (SIDE, SIDE), 255), "blank"),
     (pad(scribble(0.0), width=2 * PEN), "edges"),
