@@ -21,6 +21,7 @@ from typing import TypeVar
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
 from digits.formats.csvfiles import TEST_COLUMNS, TRAIN_COLUMNS, write_csv
 from digits.parameters import PARAMETERS_LIST
@@ -33,6 +34,8 @@ QUICK_RUN = "strided-e1-s42-b64-d"  # its name starts so (the data tag follows)
 # CI sets this: there every tool the tests use must be installed, and a test never skips for want of one.
 EVERY_TOOL = "DIGITS_TESTS_NEED_EVERY_TOOL"
 T = TypeVar("T")
+SIDE = 280  # the Try it pad's side, in pixels
+PEN = SIDE // 14  # and its pen's width
 
 
 def need(tool: str, path: str | None = None, how: str = "") -> str:
@@ -232,3 +235,32 @@ def requests_made(driver) -> list[str]:
                 urls.append(url)
     return urls
 
+
+# --- Images a user gives ----------------------------------------------------------------------------------------
+
+
+def pad(*strokes: list[tuple[float, float]], width: int = PEN) -> Image.Image:
+    """A white pad with dark strokes (points in a 0..1 square), round-jointed like the pad's."""
+    image = Image.new("L", (SIDE, SIDE), 255)
+    pen = ImageDraw.Draw(image)
+    for stroke in strokes:
+        pen.line([(x * SIDE, y * SIDE) for x, y in stroke], fill=17, width=width, joint="curve")
+    return image
+
+
+def scribble(margin: float) -> list[tuple[float, float]]:
+    """A zigzag of twelve lines that covers the pad but for `margin` on each side."""
+    rows = np.linspace(margin, 1 - margin, 12)
+    return [(margin if index % 2 == 0 else 1 - margin, row) for index, row in enumerate(rows)]
+
+
+def shadowed(digit: np.ndarray, darkest: float = 0.4) -> tuple[Image.Image, Image.Image]:
+    """A photo of an MNIST digit on paper with a shadow falling from left to right (the light down to `darkest` of
+    itself), and the same photo evenly lit."""
+    enlarged = np.asarray(Image.fromarray(digit).resize((168, 168), Image.Resampling.BICUBIC)) / 255
+    ink = np.zeros((240, 240))
+    ink[36:204, 36:204] = enlarged
+    grey = 235 - ink * 195
+    light = np.linspace(1.0, darkest, 240)[None, :]
+    return (Image.fromarray((grey * light).round().astype(np.uint8)),
+            Image.fromarray(grey.round().astype(np.uint8)))

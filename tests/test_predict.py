@@ -12,15 +12,14 @@ from PIL import Image
 
 from digits.predict import (
     ImageProblem,
-    centre_of_mass,
     image_files,
     load_image,
     predict_images,
     predictions_figure,
-    to_mnist,
     write_predictions,
 )
-from helpers import PROJECT_ROOT, run_pipeline, train_tiny_run
+from digits.prepare import centre_of_mass, to_mnist
+from helpers import PEN, PROJECT_ROOT, pad, run_pipeline, scribble, train_tiny_run
 
 
 def on_paper(ink: np.ndarray, size: tuple[int, int] = (100, 80), at: tuple[int, int] = (10, 10)) -> Image.Image:
@@ -94,7 +93,7 @@ def test_a_transparent_background_counts_as_white_paper(mnist):
 
 @pytest.mark.parametrize("grey", [255, 0, 128])
 def test_an_image_without_ink_is_blank(grey):
-    with pytest.raises(ImageProblem, match="^blank: no ink found$"):
+    with pytest.raises(ImageProblem, match=r"^not a digit: blank \(no ink found\)$"):
         to_mnist(Image.new("L", (40, 40), grey))
 
 
@@ -158,7 +157,7 @@ def mixed_predictions(tmp_path_factory, mnist, trained_run) -> tuple[Path, pd.Da
 @pytest.mark.parametrize("name, problem", [
     ("not-an-image.png", "not an image: Pillow cannot read this file"),
     ("truncated.png", "truncated or corrupt: "),
-    ("blank.png", "blank: no ink found"),
+    ("blank.png", "not a digit: blank (no ink found)"),
     ("tiny.png", "too small: 1x1 pixels (need 8 or more on a side)"),
     ("bomb-warning.png", "too large: over 20,000 pixels, a possible decompression bomb"),
     ("bomb-error.png", "too large: over 20,000 pixels, a possible decompression bomb"),
@@ -192,13 +191,13 @@ def test_load_image_names_the_problem_of_a_missing_file(tmp_path):
 def test_predictions_are_written_and_drawn(mixed_predictions, trained_run, tmp_path):
     _, table, pairs = mixed_predictions
     written = pd.read_csv(write_predictions(table, tmp_path), keep_default_na=False)
-    assert list(written.columns) == ["file", "label", "confidence", "problem"] and len(written) == len(table)
+    assert list(written.columns) == ["file", "label", "confidence", "unsure", "problem"] and len(written) == len(table)
     assert written.set_index("file").loc["blank.png", "label"] == ""
     figure = predictions_figure(pairs, table, trained_run)
     titles = [axis.get_title() for axis in figure.axes]
     texts = [text.get_text() for axis in figure.axes for text in axis.texts]
     assert len(figure.axes) == 2 * len(table) and "good-7.png" in titles  # nine files: one row of pairs
-    assert "blank" in texts and "several\nframes" in texts
+    assert "not a digit:\nblank" in texts and "several\nframes" in texts
     assert any(title.endswith("%)") for title in titles)
     title = figure._suptitle.get_text().replace("\n", " ")
     assert title.startswith(f"Run {trained_run.name} (a quick run: its answers are rough).")
@@ -241,12 +240,41 @@ def test_the_command_predicts_a_folder_into_a_folder_of_its_own(trained_run, mni
 
 
 @pytest.mark.slow
+def test_the_command_says_not_a_digit_and_unsure_in_its_table_and_csv(trained_run, mnist, tmp_path):
+    from digits.evaluate import run_calibration
+    from digits.prepare import REASONS
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pad(scribble(0.0), width=2 * PEN).save(folder / "filled.png")
+    pad().save(folder / "blank.png")
+    pad([(0.1, 0.1), (0.1, 0.3)], [(0.9, 0.7), (0.9, 0.9)]).save(folder / "two-marks.png")
+    for index in range(12):
+        mnist_on_paper(mnist["test_images"][index]).save(folder / f"digit-{index:02}.png")
+    result = predict_command(trained_run, f"IMAGES={folder}", f"RUN={trained_run.name}")
+    assert result.returncode == 0, result.stderr
+    call = max((trained_run.folder / "predictions").iterdir(), key=lambda folder: folder.stat().st_mtime_ns)
+    written = pd.read_csv(call / "predictions.csv", keep_default_na=False).set_index("file")
+    assert list(written.columns) == ["label", "confidence", "unsure", "problem", "run"] and len(written) == 15
+    assert written.loc[["filled.png", "blank.png", "two-marks.png"], "problem"].tolist() == [
+        REASONS["edges"], REASONS["blank"], REASONS["marks"]]
+    for reason in ("edges", "blank", "marks"):
+        assert REASONS[reason] in result.stdout
+    digits = written[written.index.str.startswith("digit-")].astype({"label": int, "confidence": float})
+    threshold = run_calibration(trained_run).threshold
+    assert ((digits["unsure"] != "") == (digits["confidence"] < threshold)).all()
+    assert digits["unsure"].str.fullmatch(r"(\d or \d)?").all()
+    unsure = digits[digits["unsure"] != ""]
+    assert len(unsure) and all(row.unsure.startswith(f"{row.label} or ") for row in unsure.itertuples())
+
+
+@pytest.mark.slow
 def test_the_command_fails_when_no_file_can_be_predicted(trained_run, tmp_path):
     Image.new("L", (40, 40), 255).save(tmp_path / "blank.png")
     result = predict_command(trained_run, f"IMAGES={tmp_path}")
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: none of the 1 file(s) could be predicted"
-    assert "blank: no ink found" in result.stdout
+    assert "not a digit: blank (no ink found)" in result.stdout
 
 
 @pytest.mark.parametrize("images, run, message", [

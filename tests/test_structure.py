@@ -83,7 +83,7 @@ LAYERS = [
     ["util.*"],
     ["config", "parameters", "formats.*", "data"],
     ["runs.*"],
-    ["model", "train", "evaluate", "predict", "compare", "plots"],
+    ["model", "train", "prepare", "calibration", "evaluate", "explain", "compare", "predict", "plots"],
     ["report.*"],
     ["pipeline.*"],
 ]

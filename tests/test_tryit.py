@@ -31,9 +31,12 @@ from helpers import (
     console_problems,
     copy_project,
     need,
+    pad,
     requests_made,
     run_make,
     run_pipeline,
+    scribble,
+    shadowed,
     wait_until,
     write_tiny_data,
 )
@@ -132,39 +135,56 @@ def drawings() -> dict[str, Image.Image]:
 
 PREPARE = """
     const bytes = Uint8ClampedArray.from(atob(arguments[0]), (c) => c.charCodeAt(0));
-    const prepared = window.digitRecognizer.prepare(new ImageData(bytes, arguments[1], arguments[2]));
-    return prepared && Array.from(prepared);"""
+    const {pixels, problem} = window.digitRecognizer.prepare(new ImageData(bytes, arguments[1], arguments[2]));
+    return [pixels && Array.from(pixels), problem];"""
 
 
-def browser_prepared(driver, image: Image.Image) -> np.ndarray | None:
-    """The page's preparation of an image: 28x28 grey levels 0..255, or None when it is blank."""
-    pixels = driver.execute_script(PREPARE, base64.b64encode(image.convert("RGBA").tobytes()).decode(),
-                                   image.width, image.height)
-    return None if pixels is None else np.array(pixels, dtype=np.float32).reshape(28, 28)
+def browser_prepared(driver, image: Image.Image) -> tuple[np.ndarray | None, str | None]:
+    """The page's preparation of an image: 28x28 grey levels 0..255 (None where none was made), and why it holds
+    no digit ("not a digit: ...") or None."""
+    pixels, problem = driver.execute_script(PREPARE, base64.b64encode(image.convert("RGBA").tobytes()).decode(),
+                                            image.width, image.height)
+    return None if pixels is None else np.array(pixels, dtype=np.float32).reshape(28, 28), problem
 
 
 def test_the_page_predicts_as_keras_does(page, run, mnist):
+    """Calibrated with the run's temperature, and "unsure" where Python says so."""
+    from digits.calibration import scale, verdict
     from digits.data import to_images
-    from digits.evaluate import predict_run
+    from digits.evaluate import predict_run, run_calibration
 
     images = mnist["test_images"][:PARITY_IMAGES]
-    in_browser = np.array(page.execute_script(
-        "return arguments[0].map((pixels) => window.digitRecognizer.predict(pixels));",
-        images.reshape(len(images), -1).tolist()))
-    in_keras = predict_run(run, to_images(images.reshape(len(images), -1)))
+    readings = page.execute_script("return arguments[0].map((pixels) => window.digitRecognizer.read(pixels));",
+                                   images.reshape(len(images), -1).tolist())
+    in_browser = np.array([reading["probabilities"] for reading in readings])
+    calibration = run_calibration(run)
+    in_keras = scale(predict_run(run, to_images(images.reshape(len(images), -1))), calibration.temperature)
     assert np.abs(in_browser - in_keras).max() <= PARITY_TOLERANCE
     assert (in_browser.argmax(axis=1) == in_keras.argmax(axis=1)).all()
+    said = [verdict(row, calibration.threshold) for row in in_keras]
+    assert [reading["verdict"]["text"] for reading in readings] == said
+    assert 0 < sum(map(bool, said)) < len(said)  # some unsure, most not: both verdicts are compared
 
 
-def test_the_page_prepares_a_drawing_as_make_predict_does(page):
-    from digits.predict import ImageProblem, to_mnist
-
-    for name, image in drawings().items():
+def test_the_page_prepares_a_drawing_as_make_predict_does(page, mnist):
+    from digits.prepare import NotADigit, to_mnist
+    photo, _ = shadowed(mnist["test_images"][0])
+    for name, image in {**drawings(), "7 photographed with a shadow": photo}.items():
         in_python = to_mnist(image) * np.float32(255)
-        assert np.abs(browser_prepared(page, image) - in_python).mean() <= 1, name  # grey levels, on average
-    with pytest.raises(ImageProblem):
-        to_mnist(Image.new("RGBA", (SIDE, SIDE), "white"))
-    assert browser_prepared(page, Image.new("RGBA", (SIDE, SIDE), "white")) is None  # blank for both
+        pixels, problem = browser_prepared(page, image)
+        assert problem is None and np.abs(pixels - in_python).mean() <= 1, name  # grey levels, on average
+    for name, image in not_digits().items():
+        with pytest.raises(NotADigit) as refused:
+            to_mnist(image)
+        assert browser_prepared(page, image)[1] == str(refused.value), name  # the same reason in both
+
+
+def not_digits() -> dict[str, Image.Image]:
+    """Images that hold no digit, one for each reason, as the pad would have them."""
+    return {"blank pad": Image.new("RGBA", (SIDE, SIDE), "white"),
+            "filled pad": pad(scribble(0.0), width=SIDE // 7),
+            "scribble": pad(scribble(0.12), width=SIDE // 7),
+            "two far-apart marks": pad([(0.1, 0.1), (0.1, 0.3)], [(0.9, 0.7), (0.9, 0.9)])}
 
 
 def dense(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -176,14 +196,15 @@ def dense(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return path
 
 
-def draw_with_pointer(driver, canvas, digit: str, kind: str) -> None:
-    """Press, move along each stroke and release, with a pointer of the given kind (mouse, pen or touch)."""
+def draw_with_pointer(driver, canvas, digit: str | list, kind: str) -> None:
+    """Press, move along each stroke (of a digit of STROKES, or given) and release, with a pointer of the given kind
+    (mouse, pen or touch)."""
     from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.actions.pointer_input import PointerInput
 
     actions = ActionBuilder(driver, mouse=PointerInput(kind, kind), duration=8)
     side = canvas.size["width"]
-    for stroke in STROKES[digit]:
+    for stroke in STROKES[digit] if isinstance(digit, str) else digit:
         path = dense([(x * side, y * side) for x, y in stroke])
         actions.pointer_action.move_to(canvas, round(path[0][0] - side / 2), round(path[0][1] - side / 2))
         actions.pointer_action.pointer_down()
@@ -201,9 +222,74 @@ def test_a_digit_drawn_with_a_pointer_is_read(digit, kind, page):
     draw_with_pointer(page, canvas, digit, kind)
     probabilities = json.loads(answer.get_attribute("data-probabilities"))
     assert len(probabilities) == 10 and abs(sum(probabilities) - 1) < 1e-4
-    assert answer.text == digit == str(int(np.argmax(probabilities)))
+    assert answer.get_attribute("data-digit") == digit == str(int(np.argmax(probabilities)))
+    assert answer.text == digit or page.find_element(By.ID, "digit-verdict").text.startswith("unsure: " + digit)
     page.find_element(By.ID, "digit-clear").click()
     assert answer.text == "" and answer.get_attribute("data-probabilities") is None
+
+
+FAR_APART = [[(0.08, 0.08), (0.08, 0.3)], [(0.92, 0.7), (0.92, 0.92)]]
+FILLED = [[(0.0 if index % 2 == 0 else 1.0, row) for index, row in enumerate(np.linspace(0.02, 0.98, 14))]]
+
+
+@pytest.mark.parametrize("strokes, reason", [(FILLED, "edges"), (FAR_APART, "marks")],
+                         ids=["a filled pad", "two far-apart marks"])
+def test_what_is_no_digit_drawn_with_a_pointer_reads_not_a_digit(strokes, reason, page):
+    from selenium.webdriver.common.by import By
+
+    from digits.prepare import REASONS
+
+    canvas, answer = page.find_element(By.ID, "digit-canvas"), page.find_element(By.ID, "digit-prediction")
+    draw_with_pointer(page, canvas, strokes, "mouse")
+    assert page.find_element(By.ID, "digit-verdict").text == REASONS[reason]
+    assert answer.text == "" and answer.get_attribute("data-verdict") == "problem"
+    assert answer.get_attribute("data-probabilities") is None
+    page.find_element(By.ID, "digit-clear").click()  # a blank pad
+    assert page.find_element(By.ID, "digit-verdict").text == REASONS["blank"]
+
+
+SALIENCY = "return window.digitRecognizer.saliency(arguments[0]);"
+
+
+def test_the_pages_saliency_is_pythons(page, run, mnist):
+    from digits.explain import members, saliency
+
+    images = mnist["test_images"][:5]
+    in_browser = [page.execute_script(SALIENCY, image.reshape(-1).tolist()) for image in images]
+    digits = np.array([found["digit"] for found in in_browser])
+    in_python = saliency(members(run), images.astype(np.float32) / 255, digits)
+    for found, expected in zip(in_browser, in_python):
+        assert np.abs(np.array(found["map"]).reshape(28, 28) - expected).max() <= 1e-3
+        assert np.abs(expected).max() > 1e-2  # a map, not zeros
+
+
+def test_the_overlay_tints_what_the_model_looks_at(page):
+    from selenium.webdriver.common.by import By
+
+    def preview() -> np.ndarray:  # as a PNG: reading a canvas's pixels again and again makes Chromium warn
+        url = page.execute_script("return document.getElementById('digit-preview').toDataURL('image/png');")
+        return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",")[1]))).convert("RGB"), dtype=int)
+
+    draw_with_pointer(page, page.find_element(By.ID, "digit-canvas"), "7", "mouse")
+    grey = preview()
+    assert (grey[..., 0] == grey[..., 2]).all() and grey.max() > 200  # grey levels only
+    page.find_element(By.ID, "digit-overlay").click()
+    tinted = preview()
+    assert (tinted[..., 0] - tinted[..., 2] > 60).sum() > 10  # red: pixels that pushed towards the 7
+    assert (tinted[..., 2] - tinted[..., 0] > 60).sum() > 0  # blue: pixels that pushed away
+    page.find_element(By.ID, "digit-overlay").click()
+    assert (preview() == grey).all()
+
+
+def test_a_shadowed_photo_is_read_right(run, mnist):
+    """A 7 under a shadow: read as 7 with the paper evened out; the paper taken as one shade makes the shadow ink."""
+    from digits import prepare
+    from digits.evaluate import predict_run
+    photo, _ = shadowed(mnist["test_images"][0])
+    assert int(predict_run(run, prepare.to_mnist(photo)[None, ..., None]).argmax()) == 7
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(prepare, "paper_shade", lambda grey, light, border: np.full_like(grey, border))
+        assert int(predict_run(run, prepare.to_mnist(photo)[None, ..., None]).argmax()) != 7
 
 
 def test_the_page_loads_nothing_and_runs_no_module(tryit_project):
@@ -212,7 +298,8 @@ def test_the_page_loads_nothing_and_runs_no_module(tryit_project):
     (policy,) = re.findall(r'http-equiv="Content-Security-Policy" content="([^"]*)"', page)
     # Nothing may be fetched, imported or evaluated: default-src 'none', and scripts only by their hashes.
     assert policy.startswith("default-src 'none';") and "connect-src" not in policy and "'unsafe-eval'" not in policy.split()
-    assert re.fullmatch(r"script-src 'wasm-unsafe-eval'( 'sha256-[A-Za-z0-9+/=]+'){5}", policy.split("; ")[-1])
+    (scripts,) = [directive for directive in policy.split("; ") if directive.startswith("script-src ")]
+    assert re.fullmatch(r"script-src 'wasm-unsafe-eval'( 'sha256-[A-Za-z0-9+/=]+'){5}", scripts)
 
 
 def test_the_widget_reads_a_drawing_as_make_predict_reads_the_same_png(run, tmp_path):
@@ -234,6 +321,12 @@ def test_the_widget_reads_a_drawing_as_make_predict_reads_the_same_png(run, tmp_
     assert int(np.argmax(widget.probabilities)) == predicted["label"] == 7
     assert max(widget.probabilities) == pytest.approx(predicted["confidence"], abs=1e-4)
     assert len(widget.pixels) == 784 and widget.problem == ""
+    assert widget.unsure == (f"unsure: {predicted['unsure']}" if isinstance(predicted["unsure"], str) else "")
+    for name, image in not_digits().items():
+        buffer = io.BytesIO()
+        image.save(buffer, "PNG")
+        widget.drawing = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+        assert widget.problem.startswith("not a digit: ") and widget.probabilities == [], name
     widget.drawing = "data:image/png;base64," + base64.b64encode(b"not a png").decode()
     assert widget.problem.startswith("the drawing cannot be read") and widget.probabilities == []
 

@@ -9,8 +9,9 @@ layer or those below it (tests/test_structure.py holds the package to this):
    and the submission format, read strictly; the data folder and the split.
 3. `runs/`      a run worked out once from its parameters, its files, the kept
    runs compared and chosen, and removed file by file.
-4. `model`, `train`, `evaluate`, `predict`, `compare`, `plots`: the work the
-   notebooks and the commands do (`compare`: is run B better than run A?).
+4. `model`, `train`, `prepare`, `calibration`, `evaluate`, `explain`, `compare`, `predict`, `plots`: the
+   work the notebooks and the commands do (an image in MNIST's form or "not a digit"; calibrated
+   probabilities and "unsure"; saliency and the embedding map; whether one run is better than another).
 5. `report/`    the summary page, the HTML book or page, Try it and the widget.
 6. `pipeline/`  what `make` runs: the command line parsed once, the steps in
    their one order, the notebooks and their kernel, workers, sweeps, Kaggle.

@@ -1,4 +1,5 @@
-"""Evaluate: predictions, accuracy, per-class scores, confusion matrix and the mistakes."""
+"""Evaluate: predictions, accuracy, per-class scores, confusion matrix and the mistakes; the run's calibration
+(digits.calibration) fitted on its validation probabilities and kept with it."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import keras
 import numpy as np
 import pandas as pd
 
+from digits import calibration
+from digits.calibration import Calibration
 from digits.config import N_CLASSES
 from digits.data import load_split, load_test, load_test_labels
 from digits.model import load_model
@@ -43,7 +46,9 @@ class RunEvaluation:
     eval_name: str  # "test" when the test labels are known, else "validation"
     images: np.ndarray
     labels: np.ndarray
-    probabilities: np.ndarray  # the ensemble's average for an ensemble
+    probabilities: np.ndarray  # calibrated (the ensemble's average, calibrated, for an ensemble)
+    raw_probabilities: np.ndarray  # as the network gives them, before the temperature
+    calibration: Calibration  # fitted on the validation images
     members: pd.DataFrame  # validation and test accuracy of each member, then of the ensemble (one row for a run)
     train_labels: np.ndarray
     validation_labels: np.ndarray
@@ -125,6 +130,8 @@ def evaluate_run(run: Run) -> RunEvaluation:
     validation_average = average_probabilities(validation_probabilities)
     test_average = average_probabilities(test_probabilities)
     save_test_probabilities(run, test_average)
+    fitted = calibration.fit(validation_average, split.validation_labels)
+    calibration.save(run, fitted)
     if run.members:
         metrics = ensemble_metrics(run, _score(split.validation_labels, validation_average),
                                    _score(test_labels, test_average))
@@ -134,11 +141,25 @@ def evaluate_run(run: Run) -> RunEvaluation:
     metrics, members = records.read_metrics(run.folder), pd.DataFrame(rows)
     scored, key = ("test", "test_accuracy") if test_labels is not None else ("validation", "val_accuracy")
     print(records.weak_run_note(metrics) or f"{run.name}: {scored} accuracy {metrics[key]:.2%}", flush=True)
-    if test_labels is not None:
-        return RunEvaluation(metrics, "test", test_images, test_labels, test_average, members,
-                             split.train_labels, split.validation_labels, test_labels)
-    return RunEvaluation(metrics, "validation", split.validation_images, split.validation_labels, validation_average,
+    scored_images, scored_labels, scored_probabilities = (
+        (test_images, test_labels, test_average) if test_labels is not None
+        else (split.validation_images, split.validation_labels, validation_average))
+    return RunEvaluation(metrics, scored, scored_images, scored_labels,
+                         calibration.scale(scored_probabilities, fitted.temperature), scored_probabilities, fitted,
                          members, split.train_labels, split.validation_labels, test_labels)
+
+
+def run_calibration(run: Run) -> Calibration:
+    """The run's calibration as evaluation kept it; when that file is missing, damaged or stale, say so in one line
+    and fit it again on the validation images."""
+    try:
+        return calibration.read(run)
+    except ValueError as problem:
+        print(f"{problem}: fitting the calibration again on the validation images", flush=True)
+    split = load_split(run.data_dir, run.sample_size, run.validation_fraction)
+    fitted = calibration.fit(predict_run(run, split.validation_images), split.validation_labels)
+    calibration.save(run, fitted)
+    return fitted
 
 
 def accuracy(true_labels: np.ndarray, predicted_labels: np.ndarray) -> float:

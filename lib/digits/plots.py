@@ -11,8 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 
+from digits import calibration
 from digits.config import N_CLASSES
 
 DIGITS = list(range(N_CLASSES))
@@ -165,6 +167,86 @@ def comparisons(found: list) -> Figure:
         panel.set(xlabel=comparison.parameter, ylabel=score, title=comparison.title)
     for panel in axes.flat[len(found):]:
         panel.axis("off")
+    figure.tight_layout()
+    return figure
+
+
+def reliability_diagram(raw: np.ndarray, calibrated: np.ndarray, labels: np.ndarray) -> Figure:
+    """Accuracy against the top digit's probability before and after calibration (scikit-learn's curve), with
+    their expected calibration errors; below, how many images fall in each bin of confidence."""
+    figure, (curve, histogram) = plt.subplots(2, 1, figsize=(6.5, 6.5), height_ratios=(3, 1), sharex=True)
+    curve.plot([0, 1], [0, 1], color="#888888", linestyle=":", label="perfectly calibrated")
+    for probabilities, name, marker in ((raw, "before", "o"), (calibrated, "after", "s")):
+        confidence, accuracy = calibration.reliability(probabilities, labels)
+        error = calibration.expected_calibration_error(probabilities, labels)
+        curve.plot(confidence, accuracy, marker=marker, label=f"{name} the temperature (ECE {error:.2%})")
+    curve.set(ylabel="accuracy", title="Reliability of the top digit's probability", xlim=(0, 1), ylim=(0, 1.02))
+    curve.legend(loc="upper left")
+    edges = np.linspace(0, 1, calibration.CURVE_BINS + 1)
+    for probabilities, name in ((raw, "before"), (calibrated, "after")):
+        histogram.hist(probabilities.max(axis=1), bins=edges, log=True, histtype="step", linewidth=1.5, label=name)
+    histogram.set(xlabel="confidence (probability of the most probable digit)", ylabel="images")
+    figure.tight_layout()
+    return figure
+
+
+def coverage_curve(curve: pd.DataFrame, threshold: float, title: str) -> Figure:
+    """Accuracy of the answers against the share answered, most confident first; the unsure threshold marked."""
+    figure, axes = plt.subplots(figsize=(7, 3.8))
+    axes.plot(curve["coverage"], curve["accuracy"], color="#4C72B0")
+    sure = curve[curve["threshold"] >= threshold]
+    if len(sure):
+        point = sure.iloc[-1]
+        axes.scatter([point["coverage"]], [point["accuracy"]], color="#DD8452", zorder=3,
+                     label=f"threshold {threshold:.1%}: answers {point['coverage']:.1%}, {point['accuracy']:.2%} right")
+        axes.legend(loc="lower left")
+    axes.set(xlabel="share of images answered (the rest flagged unsure)", ylabel="accuracy of the answers",
+             title=title, ylim=(max(0.0, curve["accuracy"].min() - 0.002), 1.0005))
+    figure.tight_layout()
+    return figure
+
+
+def _tinted(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
+    """An image in grey, each pixel tinted red (towards) or blue (away) as far as its share of the largest map value,
+    as Try it's overlay shows it."""
+    share = np.abs(saliency) / max(np.abs(saliency).max(), 1e-12)
+    tint = np.where(saliency[..., None] > 0, [0.9, 0.16, 0.16], [0.16, 0.43, 1.0])
+    return np.clip(image[..., None] * (1 - share[..., None]) + tint * share[..., None], 0, 1)
+
+
+def saliency_grid(images: np.ndarray, mistakes: pd.DataFrame, towards_predicted: np.ndarray,
+                  towards_true: np.ndarray) -> Figure:
+    """For each mistake, the image, what pushed towards the digit predicted, and towards the true digit."""
+    figure, axes = plt.subplots(len(mistakes), 3, figsize=(4.2, 1.45 * len(mistakes)), squeeze=False)
+    for row, mistake in enumerate(mistakes.itertuples()):
+        image = images[mistake.index].squeeze()
+        panels = [(image, f"true {mistake.true}", "gray"),
+                  (_tinted(image, towards_predicted[row]), f"→ {mistake.predicted} ({mistake.confidence:.0%})", None),
+                  (_tinted(image, towards_true[row]), f"→ {mistake.true}", None)]
+        for axis, (picture, title, colours) in zip(axes[row], panels):
+            axis.imshow(picture, cmap=colours, vmin=0, vmax=1)
+            axis.set_title(title, fontsize=9)
+            axis.axis("off")
+    figure.suptitle("Mistakes: red pushed towards the digit, blue away", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def embedding_map(points: np.ndarray, labels: np.ndarray, wrong: np.ndarray) -> Figure:
+    """The t-SNE map of images coloured by their true digit, each digit named at its middle, mistakes ringed."""
+    figure, axes = plt.subplots(figsize=(8, 7))
+    colours = plt.get_cmap("tab10")
+    for digit in DIGITS:
+        here = labels == digit
+        axes.scatter(points[here, 0], points[here, 1], s=4, color=colours(digit), alpha=0.6, linewidths=0)
+        if here.any():
+            middle = np.median(points[here], axis=0)
+            axes.text(*middle, str(digit), fontsize=18, fontweight="bold", ha="center", va="center",
+                      color=colours(digit), path_effects=[patheffects.withStroke(linewidth=3, foreground="white")])
+    axes.scatter(points[wrong, 0], points[wrong, 1], s=50, c=[colours(digit) for digit in labels[wrong]],
+                 edgecolors="black", linewidths=1, label=f"misclassified ({int(wrong.sum())}), in their true digit's colour")
+    axes.set(xticks=[], yticks=[], title="The test images as the network sees them (t-SNE of its penultimate layer)")
+    axes.legend(loc="lower right", fontsize=9)
     figure.tight_layout()
     return figure
 

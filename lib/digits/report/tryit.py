@@ -3,9 +3,12 @@
 The page holds everything it needs inline, as classic scripts (browsers refuse
 module scripts and `fetch` for pages opened from disk): TensorFlow.js 4.22.0
 (web/tfjs/, vendored), the drawing pad with the preparation of `make predict`
-(web/digits-pad.js), the run's weights as JSON (`export`), and the script that
-rebuilds the network with tf.layers and wires the page (web/digits-tryit.js).
-The weights are exact float32, so the page's probabilities are Keras's.
+(web/digits-pad.js), the run's weights, temperature and unsure threshold as JSON
+(`export`), and the script that rebuilds the network with tf.layers and wires
+the page (web/digits-tryit.js). The weights are exact float32, so the page's
+probabilities are Keras's, calibrated as `make predict` calibrates them; it says
+"not a digit" and "unsure" where `make predict` does, and shows what the network
+looks at (gradient times input, digits.explain) on request.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from digits import predict, runs
+from digits import prepare, runs
+from digits.calibration import Calibration
 from digits.runs import Run
 from digits.util.display import shown
 from digits.util.files import write_text_atomic
@@ -67,15 +71,17 @@ def _inference_layers(model: Any) -> list:
     return [layer for layer in model.layers if type(layer).__name__ not in INFERENCE_IDENTITY_LAYERS]
 
 
-def export(models: list) -> dict:
-    """The JSON object of an ensemble's members (one model is an ensemble of one): network, weights, preparation."""
+def export(models: list, calibration: Calibration) -> dict:
+    """The JSON object of an ensemble's members (one model is an ensemble of one): network, weights, preparation,
+    and the run's temperature and unsure threshold."""
     specs = [[layer_spec(layer) for layer in _inference_layers(model)] for model in models]
     if not models or any(spec != specs[0] for spec in specs[1:]):
         raise ValueError("the page needs one network or an ensemble of the same network")
     weights = [[{"shape": list(array.shape),
                  "data": base64.b64encode(np.ascontiguousarray(array, dtype="<f4").tobytes()).decode("ascii")}
                 for layer in _inference_layers(model) for array in layer.get_weights()] for model in models]
-    return {"architecture": specs[0], "members": weights, "preparation": predict.PREPARATION}
+    return {"architecture": specs[0], "members": weights, "preparation": prepare.PREPARATION,
+            "calibration": {"temperature": calibration.temperature, "threshold": calibration.threshold}}
 
 
 def _script(text: str, attributes: str = "") -> str:
@@ -86,11 +92,14 @@ def _script(text: str, attributes: str = "") -> str:
 
 
 def write_model(run: Run, target: Path) -> None:
-    """Write the page's JSON for a run (its network, the weights of its members, the preparation) to `target`."""
-    from digits.model import load_model  # TensorFlow: in the kernel that evaluated the run, when there is one
+    """Write the page's JSON for a run (its network, the weights of its members, the preparation, the calibration)
+    to `target`."""
+    from digits.evaluate import run_calibration  # TensorFlow: in the kernel that evaluated the run, when there is one
+    from digits.model import load_model
 
     models = [load_model(member.folder / "model.keras") for member in run.single_runs]
-    data = json.dumps({"run": run.name, **export(models)}, separators=(",", ":")).replace("<", "\\u003c")
+    data = json.dumps({"run": run.name, **export(models, run_calibration(run))}, separators=(",", ":")).replace(
+        "<", "\\u003c")
     write_text_atomic(target, data)
 
 
@@ -112,7 +121,12 @@ def section_html(run: Run, metrics: dict, data: str) -> str:
         f"({scored} accuracy {accuracy:.2%}) reads it with {what}, here in your browser, each time a stroke "
         "ends. The small image is what the model sees: your drawing prepared as <code>make predict</code> "
         "prepares a photo (turned light on black, cropped to the ink, fitted into 20x20 pixels, centred by "
-        "its mass in 28x28).</p>")
+        "its mass in 28x28). <em>What it looks at</em> tints that image: red pixels pushed the model towards "
+        "its digit, blue ones away from it.</p>"
+        "<p>The probabilities are calibrated (a temperature fitted on the validation images), so 90% means "
+        "right about nine times in ten. Below the confidence at which the model was 99.9% right on validation "
+        "it says <em>unsure</em> and names its two best guesses; a blank pad, a scribble, ink on every edge "
+        "or marks far apart are <em>not a digit</em>, said before the model is asked.</p>")
     quick = (f'<p style="border-left: 4px solid #c77c02; background: #fdf6e7; padding: 0.4rem 0.8rem">'
              f"{html.escape(warning)}</p>")
     parts = [

@@ -1,16 +1,20 @@
 /*
- * digits-pad.js: a pad to draw a digit on, the 28x28 image the model sees, the model's ten probabilities,
- * and MNIST's preparation of the drawing (a port of digits.predict.to_mnist).
+ * digits-pad.js: a pad to draw a digit on, the 28x28 image the model sees (with what it looks at, on request),
+ * the model's ten probabilities and its verdict, and MNIST's preparation of the drawing with its "not a digit"
+ * checks (a port of digits.prepare.to_mnist).
  *
  * A classic script: no modules, no network, no eval. It defines globalThis.DigitPad so that both the report
  * page (digits-tryit.js) and the notebook widget (whose ES module is this file followed by an
  * `export default { render }`) can use it.
  *
- *   DigitPad.mount(root, {ids, onDraw, onStrokeEnd, onClear}) -> pad
- *     pad.canvas, pad.imageData(), pad.clear(), pad.showPreview(pixels), pad.showProbabilities(probabilities)
- *   DigitPad.prepare(imageData, preparation) -> Float32Array(784) of grey levels 0..255 (light ink on
- *     black, row-major), or null when nothing is drawn; `preparation` is the exported model's
- *     {box_side, centre, min_contrast, noise_level}.
+ *   DigitPad.mount(root, {ids, onDraw, onStrokeEnd, onClear, onOverlay}) -> pad
+ *     pad.canvas, pad.imageData(), pad.clear(), pad.overlay() (is the overlay asked for?),
+ *     pad.show({pixels, probabilities, verdict: {kind: "sure" | "unsure" | "problem", text}, saliency})
+ *     (onOverlay adds the toggle "What it looks at"; it is called when the toggle changes)
+ *   DigitPad.prepare(imageData, preparation) -> {pixels, problem}: pixels a Float32Array(784) of grey levels
+ *     0..255 (light ink on black, row-major) or null where none could be made; problem null, or the key of
+ *     preparation.reasons ("blank", "edges", "ink", "marks") saying why the image holds no digit;
+ *     `preparation` is the exported model's (digits.prepare.PREPARATION).
  */
 (function () {
   "use strict";
@@ -23,7 +27,7 @@
   const PAPER = "#fff";
   const f32 = Math.fround;
 
-  // --- MNIST's preparation: digits.predict.to_mnist, step by step --------------------------------------
+  // --- MNIST's preparation: digits.prepare.to_mnist, step by step --------------------------------------
   // Python computes in float32 (numpy) and Pillow's integer and double arithmetic; each step here rounds
   // where that code rounds (f32 = to float32), so that both give the same image.
 
@@ -57,7 +61,49 @@
     return f32(sorted[middle - 1] + sorted[middle]) / 2;
   }
 
-  // Ink strength in [0, 1] as ink_of(), or null when no ink stands out from the background.
+  // A sliding largest (or smallest) value along each row or column, over `radius` pixels each side, the window
+  // clipped at the image's edges: a monotonic queue, linear in the pixels whatever the radius. Smallest values
+  // are the largest of the negated ones.
+  function slide({ values, width, height }, radius, horizontal, largest) {
+    const sign = largest ? 1 : -1;
+    const out = new Float32Array(values.length);
+    const [lines, length, step, lineStep] = horizontal ? [height, width, 1, width] : [width, height, width, 1];
+    const queue = new Int32Array(length);
+    for (let line = 0; line < lines; line++) {
+      const base = line * lineStep;
+      let head = 0;
+      let tail = 0;
+      let next = 0;
+      for (let i = 0; i < length; i++) {
+        for (const last = Math.min(i + radius, length - 1); next <= last; next++) {
+          const value = sign * values[base + next * step];
+          while (tail > head && value >= sign * values[base + queue[tail - 1] * step]) tail--;
+          queue[tail++] = next;
+        }
+        if (queue[head] < i - radius) head++;
+        out[base + i * step] = values[base + queue[head] * step];
+      }
+    }
+    return { values: out, width, height };
+  }
+
+  // The largest (or smallest) value in the square window of `radius` around each pixel (scipy's grey_dilation,
+  // or grey_erosion, of a square with mode "nearest").
+  function square(image, radius, largest) {
+    return slide(slide(image, radius, true, largest), radius, false, largest);
+  }
+
+  // paper_shade(): the grey's closing on light paper (its opening on dark), kept within max_shadow of the
+  // border's median.
+  function paperShade(grey, light, background, preparation) {
+    const radius = Math.max(1, roundHalfEven(preparation.paper_radius * Math.min(grey.width, grey.height)));
+    const shade = square(square(grey, radius, light), radius, !light).values;
+    const shadow = f32(preparation.max_shadow); // numpy subtracts float32(MAX_SHADOW) from the float32 median
+    const limit = f32(light ? background - shadow : background + shadow);
+    return shade.map((value) => (light ? Math.max(value, limit) : Math.min(value, limit)));
+  }
+
+  // Ink strength in [0, 1] as ink_of(), or null when no ink stands out from the paper (blank).
   function inkOf(grey, preparation) {
     const { values } = grey;
     const background = borderMedian(grey);
@@ -67,11 +113,12 @@
       darkest = Math.min(darkest, value);
       lightest = Math.max(lightest, value);
     }
-    const lightBackground = background > f32(darkest + lightest) / 2;
-    const ink = new Float32Array(values.length);
+    const light = background > f32(darkest + lightest) / 2;
+    const paper = paperShade(grey, light, background, preparation);
+    const ink = new Float32Array(values.length); // storing rounds each difference to float32, as numpy
     let strongest = 0;
     for (let i = 0; i < values.length; i++) {
-      ink[i] = Math.max(lightBackground ? background - values[i] : values[i] - background, 0);
+      ink[i] = Math.max(light ? paper[i] - values[i] : values[i] - paper[i], 0);
       strongest = Math.max(strongest, ink[i]);
     }
     if (strongest < f32(preparation.min_contrast)) return null; // numpy compares with float32(MIN_CONTRAST)
@@ -81,6 +128,23 @@
       ink[i] = Math.min(Math.max(f32(f32(ink[i] / strongest) - noise) / span, 0), 1);
     }
     return { values: ink, width: grey.width, height: grey.height };
+  }
+
+  // on_every_edge(): ink on the first and last row and column.
+  function onEveryEdge({ values, width, height }) {
+    let top = false;
+    let bottom = false;
+    let left = false;
+    let right = false;
+    for (let x = 0; x < width; x++) {
+      top ||= values[x] > 0;
+      bottom ||= values[(height - 1) * width + x] > 0;
+    }
+    for (let y = 0; y < height; y++) {
+      left ||= values[y * width] > 0;
+      right ||= values[y * width + width - 1] > 0;
+    }
+    return top && bottom && left && right;
   }
 
   // The rectangle of rows and columns that hold any ink.
@@ -226,21 +290,81 @@
     return { row: sum(byRow) / mass, column: sum(byColumn) / mass };
   }
 
+  // marks_gap(): the widest gap (in pixels) left when the field's marks are joined nearest first. Marks are the
+  // 8-connected groups of pixels of at least mark_level holding at least mark_share of those pixels; squared
+  // distances between pixel centres are whole numbers, so both sides find the same gaps.
+  function marksGap(field, preparation) {
+    const level = f32(preparation.mark_level);
+    const seen = new Uint8Array(field.length);
+    const groups = [];
+    for (let start = 0; start < field.length; start++) {
+      if (field[start] < level || seen[start]) continue;
+      const group = [start];
+      seen[start] = 1;
+      for (let k = 0; k < group.length; k++) {
+        const y = Math.floor(group[k] / SIDE);
+        const x = group[k] % SIDE;
+        for (let ny = Math.max(y - 1, 0); ny <= Math.min(y + 1, SIDE - 1); ny++) {
+          for (let nx = Math.max(x - 1, 0); nx <= Math.min(x + 1, SIDE - 1); nx++) {
+            const j = ny * SIDE + nx;
+            if (field[j] >= level && !seen[j]) {
+              seen[j] = 1;
+              group.push(j);
+            }
+          }
+        }
+      }
+      groups.push(group);
+    }
+    const total = groups.reduce((sum, group) => sum + group.length, 0);
+    const rest = groups.filter((group) => group.length >= preparation.mark_share * total)
+      .sort((a, b) => b.length - a.length);
+    const gap = (a, b) => {
+      let nearest = Infinity;
+      for (const i of a) {
+        for (const j of b) {
+          const dy = Math.floor(i / SIDE) - Math.floor(j / SIDE);
+          const dx = (i % SIDE) - (j % SIDE);
+          nearest = Math.min(nearest, dy * dy + dx * dx);
+        }
+      }
+      return nearest;
+    };
+    const joined = rest.splice(0, 1);
+    let widest = 0;
+    while (rest.length) { // Prim's minimum spanning tree, from the largest mark
+      const gaps = rest.map((mark) => Math.min(...joined.map((other) => gap(other, mark))));
+      const nearest = gaps.indexOf(Math.min(...gaps));
+      widest = Math.max(widest, gaps[nearest]);
+      joined.push(...rest.splice(nearest, 1));
+    }
+    return Math.sqrt(widest);
+  }
+
+  // check_field(): why a prepared field holds no digit ("ink" or "marks"), or null.
+  function checkField(field, preparation) {
+    const level = f32(preparation.mark_level);
+    if (field.filter((value) => value >= level).length / field.length > preparation.max_ink) return "ink";
+    return marksGap(field, preparation) > preparation.far_apart ? "marks" : null;
+  }
+
   // to_mnist(): the digit placed in the 28x28 field with its centre of mass at (centre, centre), shifted by
-  // whole pixels and kept inside the field; returned as grey levels 0..255.
+  // whole pixels and kept inside the field, then checked; returned as grey levels 0..255 with the reason it
+  // holds no digit, if any.
   function prepare(imageData, preparation) {
     const ink = inkOf(greyscale(imageData), preparation);
-    if (ink === null) return null;
+    if (ink === null) return { pixels: null, problem: "blank" };
+    if (onEveryEdge(ink)) return { pixels: null, problem: "edges" };
     const digit = fitBox(ink, preparation);
     const { row, column } = centreOfMass(digit);
     const place = (centre, size) => Math.min(Math.max(Math.floor(preparation.centre - centre + 0.5), 0), SIDE - size);
     const top = place(row, digit.height);
     const left = place(column, digit.width);
-    const pixels = new Float32Array(SIDE * SIDE);
+    const field = new Float32Array(SIDE * SIDE);
     for (let y = 0; y < digit.height; y++) {
-      for (let x = 0; x < digit.width; x++) pixels[(top + y) * SIDE + left + x] = digit.values[y * digit.width + x] * 255;
+      field.set(digit.values.subarray(y * digit.width, (y + 1) * digit.width), (top + y) * SIDE + left);
     }
-    return pixels;
+    return { pixels: field.map((value) => value * 255), problem: checkField(field, preparation) };
   }
 
   // --- The pad -----------------------------------------------------------------------------------------
@@ -306,10 +430,30 @@
     return node;
   }
 
+  // The verdict under the prediction: empty when sure, "unsure: 4 or 9", or why nothing was predicted.
+  function createVerdict(document, ids) {
+    const verdict = element(document, "div", "verdict", ids, {
+      fontFamily: "sans-serif", fontSize: "13px", minHeight: "1.3em", width: "10em", textAlign: "center",
+    });
+    verdict.setAttribute("role", "status");
+    return verdict;
+  }
+
+  // The toggle that overlays, on the 28x28 image, what pushed the model towards its digit.
+  function createToggle(document, ids) {
+    const label = element(document, "label", "overlay-label", {}, { fontFamily: "sans-serif", fontSize: "13px" });
+    const box = element(document, "input", "overlay", ids, { marginRight: "4px" });
+    box.type = "checkbox";
+    label.append(box, "What it looks at");
+    label.title = "Red: pixels that pushed the model towards its digit; blue: away from it (gradient times input)";
+    return { label, box };
+  }
+
   // Build the pad inside `root`. `ids` names the elements' ids by role (canvas, clear, preview, bars,
-  // prediction); the callbacks get the pad: onDraw while a stroke is drawn (at most once per frame),
-  // onStrokeEnd when it ends, onClear after Clear.
-  function mount(root, { ids = {}, onDraw, onStrokeEnd, onClear } = {}) {
+  // prediction, verdict, overlay); the callbacks get the pad: onDraw while a stroke is drawn (at most once per
+  // frame), onStrokeEnd when it ends, onClear after Clear, onOverlay when the overlay is turned on or off
+  // (without onOverlay there is no toggle).
+  function mount(root, { ids = {}, onDraw, onStrokeEnd, onClear, onOverlay } = {}) {
     const document = root.ownerDocument;
     const canvas = createCanvas(document, ids);
     const context = canvas.getContext("2d", { willReadFrequently: true }); // read back after every stroke
@@ -320,26 +464,31 @@
     const prediction = element(document, "output", "prediction", ids, {
       fontFamily: "sans-serif", fontSize: "40px", fontWeight: "bold", minHeight: "1.2em",
     });
+    const verdict = createVerdict(document, ids);
+    const toggle = onOverlay ? createToggle(document, ids) : null;
     const { bars, rows } = createBars(document, ids);
     root.append(column(document, { flexDirection: "row", flexWrap: "wrap", gap: "16px", alignItems: "flex-start" }, [
       column(document, {}, [canvas, clearButton]),
-      column(document, { alignItems: "center" }, [preview, prediction]),
+      column(document, { alignItems: "center" }, [preview, ...(toggle ? [toggle.label] : []), prediction, verdict]),
       bars,
     ]));
 
     const pad = {
       canvas,
       imageData: () => context.getImageData(0, 0, canvas.width, canvas.height),
+      overlay: () => Boolean(toggle && toggle.box.checked),
       clear() {
         context.save(); // keep the ink's colour for the next stroke
         context.fillStyle = PAPER;
         context.fillRect(0, 0, canvas.width, canvas.height);
         context.restore();
-        pad.showPreview(null);
-        pad.showProbabilities(null);
+        pad.show({});
       },
-      showPreview: (pixels) => drawPreview(preview, pixels),
-      showProbabilities: (probabilities) => showProbabilities(rows, prediction, probabilities),
+      show({ pixels = null, probabilities = null, verdict: said = null, saliency = null }) {
+        drawPreview(preview, pixels, saliency);
+        showProbabilities(rows, prediction, probabilities, said);
+        showVerdict(verdict, prediction, said);
+      },
     };
     context.lineCap = context.lineJoin = "round";
     context.lineWidth = STROKE_WIDTH;
@@ -353,6 +502,7 @@
       pad.clear();
       if (onClear) onClear(pad);
     });
+    if (toggle) toggle.box.addEventListener("change", () => onOverlay(pad));
     return pad;
   }
 
@@ -408,20 +558,28 @@
     canvas.addEventListener("pointercancel", end);
   }
 
-  // The 28x28 image the model sees (grey levels 0..255, light ink on black), or black for none.
-  function drawPreview(preview, pixels) {
+  const TOWARDS = [230, 40, 40]; // red: pixels that pushed towards the digit
+  const AWAY = [40, 110, 255]; // blue: pixels that pushed away from it
+
+  // The 28x28 image the model sees (grey levels 0..255, light ink on black), or black for none; with a
+  // saliency map, each pixel tinted red or blue as far as its share of the map's largest magnitude.
+  function drawPreview(preview, pixels, saliency) {
     const context = preview.getContext("2d");
     const image = context.createImageData(SIDE, SIDE);
+    const largest = saliency ? Math.max(...saliency.map(Math.abs)) || 1 : 1;
     for (let i = 0; i < SIDE * SIDE; i++) {
       const level = pixels ? Math.round(pixels[i]) : 0;
-      image.data.set([level, level, level, 255], 4 * i);
+      const share = saliency ? Math.abs(saliency[i]) / largest : 0;
+      const tint = saliency && saliency[i] > 0 ? TOWARDS : AWAY;
+      const mix = (channel) => Math.round(level * (1 - share) + tint[channel] * share);
+      image.data.set([mix(0), mix(1), mix(2), 255], 4 * i);
     }
     context.putImageData(image, 0, 0);
   }
 
-  // The bars, and the most probable digit with all ten probabilities in its data-probabilities attribute;
-  // null empties them.
-  function showProbabilities(rows, prediction, probabilities) {
+  // The bars, and the most probable digit ("?" when unsure) with all ten probabilities in its
+  // data-probabilities attribute and the digit in data-digit; null empties them.
+  function showProbabilities(rows, prediction, probabilities, said) {
     const best = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : -1;
     rows.forEach((row, digit) => {
       const share = probabilities ? probabilities[digit] : 0;
@@ -430,9 +588,23 @@
       row.label.style.fontWeight = digit === best ? "bold" : "normal";
       row.value.textContent = probabilities ? (100 * share).toFixed(1) + "%" : "";
     });
-    prediction.textContent = probabilities ? String(best) : "";
-    if (probabilities) prediction.dataset.probabilities = JSON.stringify(Array.from(probabilities));
-    else delete prediction.dataset.probabilities;
+    const unsure = said && said.kind === "unsure";
+    prediction.textContent = probabilities ? (unsure ? "?" : String(best)) : "";
+    if (probabilities) {
+      prediction.dataset.probabilities = JSON.stringify(Array.from(probabilities));
+      prediction.dataset.digit = String(best);
+    } else {
+      delete prediction.dataset.probabilities;
+      delete prediction.dataset.digit;
+    }
+  }
+
+  // The verdict's text, coloured by its kind, and the kind in the prediction's data-verdict attribute.
+  function showVerdict(verdict, prediction, said) {
+    verdict.textContent = said ? said.text : "";
+    verdict.style.color = said && said.kind === "problem" ? "#c44e52" : "#c77c02";
+    if (said) prediction.dataset.verdict = said.kind;
+    else delete prediction.dataset.verdict;
   }
 
   globalThis.DigitPad = { mount, prepare };
