@@ -51,7 +51,7 @@ def test_the_chosen_run_from_make_all_through_a_sweep_to_predict_and_kaggle(tmp_
     assert first_line(report).startswith(f"using {second.name}, a quick run: ")
     summary = (project / "report" / "_summary.md").read_text().replace("\\", "")
     sweep_part, _, every_part = summary.partition("Every kept run:")
-    assert "The last sweep (EPOCHS=1,2 SEED=1,2 SAMPLE_SIZE=200) answers first" in sweep_part
+    assert "The last sweep answers first (4 runs: EPOCHS 1, 2 x SEED 1, 2 (SAMPLE_SIZE=200))" in sweep_part
     assert "sample_size 400" not in sweep_part and "accuracy by `sample_size`" in every_part  # the tries apart
     assert re.search(r"\*\*epochs \(strided, quick runs\)\*\*: accuracy by `epochs`.*sample_size 200", every_part)
     assert f"Is this run better than {first.name}?" not in summary  # e1-n300 differs in two parameters

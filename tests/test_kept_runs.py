@@ -76,7 +76,8 @@ def sequence(tmp_path, mnist) -> Path:
                                epochs=epochs, seed=seed, sample_size=200)
              for index, (epochs, seed, accuracy) in enumerate([(1, 1, 0.70), (1, 2, 0.72), (2, 1, 0.78),
                                                                 (2, 2, 0.80)])]
-    catalog.record_sweep(tmp_path / "models", "EPOCHS=1,2 SEED=1,2 SAMPLE_SIZE=200", ["epochs", "seed"],
+    catalog.record_sweep(tmp_path / "models", "4 runs: EPOCHS 1, 2 x SEED 1, 2 (SAMPLE_SIZE=200)",
+                         ["epochs", "seed"],
                          [run.name for run in swept])
     fake_finished_run(tmp_path, "2026-01-04T00:00:00+00:00", 0.99, 0.99, data, epochs=1)
     return tmp_path
@@ -100,7 +101,7 @@ def test_the_report_shows_the_last_sweeps_answer_first_then_every_kept_run(seque
     saved = {}
     markdown = runs_shown_markdown(run, lambda figure, name: saved.setdefault(name, figure)).replace("\\", "")
     sweep_part, _, every_part = markdown.partition("Every kept run:")
-    assert "The last sweep (EPOCHS=1,2 SEED=1,2 SAMPLE_SIZE=200) answers first" in sweep_part
+    assert "The last sweep answers first (4 runs: EPOCHS 1, 2 x SEED 1, 2 (SAMPLE_SIZE=200))" in sweep_part
     assert "| 1 | 2 | 71.00% |" in sweep_part and "| 2 | 2 | 79.00% |" in sweep_part
     assert "400" not in sweep_part  # the quick tries are not part of the sweep's answer
     assert "**epochs (strided, quick runs)**" in every_part and "sample_size 400" in every_part

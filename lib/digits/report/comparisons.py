@@ -62,7 +62,7 @@ def runs_shown_markdown(run: Run, save: SaveFigure) -> str:
     swept = [metrics for metrics in kept if sweep and metrics["run"] in sweep["runs"]]
     found_in_sweep = comparisons(swept, rows, [name for name in sweep["swept"] if name in RECIPE]) if sweep else []
     if found_in_sweep:
-        parts += [f"The last sweep ({markdown_text(sweep['grid'])}) answers first:", ""]
+        parts += [f"The last sweep answers first ({markdown_text(sweep['grid'])}):", ""]
         parts += _section(found_in_sweep, SWEEP_FIGURE, save, "What the last sweep shows: mean accuracy over the "
                           "seeds (± one standard deviation), lowest and highest run, for each value it swept.")
         parts += ["Every kept run:", ""]
