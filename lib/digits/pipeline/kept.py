@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from digits.data import csv_rows
 from digits.formats.csvfiles import TRAIN_COLUMNS
@@ -42,13 +43,7 @@ def command_runs(context: Context) -> None:
     print("\nWhat the runs show:" if found else f"\n{why_nothing_compares(kept, rows)}")
     for comparison in found:
         print(f"\n{comparison.title}")
-        print(text_table(_frame(comparison.header, comparison.rows()), percent_columns=()))
-
-
-def _frame(header: list[str], rows: list[list]) -> object:
-    import pandas as pd
-
-    return pd.DataFrame(rows, columns=header)
+        print(text_table(pd.DataFrame(comparison.rows(), columns=comparison.header), percent_columns=()))
 
 
 def _two_runs(context: Context) -> tuple[Run, Run]:
