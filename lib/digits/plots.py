@@ -255,7 +255,7 @@ def disagreements(images: np.ndarray, labels: np.ndarray, predicted: tuple[np.nd
                   indices: np.ndarray, names: tuple[str, str], limit: int = 40) -> Figure:
     """The images on which two runs answer differently: the true digit, then each run's answer."""
     shown = indices[:limit]
-    titles = [f"{labels[i]}: {predicted[0][i]}|{predicted[1][i]}" for i in shown]
+    titles = [f"{labels[i]}: A {predicted[0][i]} B {predicted[1][i]}" for i in shown]
     more = f" (the first {limit} of {len(indices)})" if len(indices) > limit else ""
-    return digit_grid(images[shown], titles, title=f"Where the two runs disagree{more}: true digit: "
-                                                   f"{names[0]}'s answer | {names[1]}'s answer")
+    return digit_grid(images[shown], titles, title=f"Where the two runs disagree{more}\n"
+                                                   f"true digit: A's answer, B's answer (A {names[0]}, B {names[1]})")
