@@ -117,7 +117,6 @@ class Options:
     typed: Mapping[str, str]  # the parameters given, by their notebook names, exactly as typed
     values: Mapping[str, Any]  # every parameter, parsed (the default where not given)
     lists: Mapping[str, list[Any]] = field(default_factory=dict)  # run parameters' comma lists, each value parsed
-    grid: tuple[Mapping[str, Any], ...] = ()
     from_environment: frozenset[str] = frozenset()  # those of `typed` taken from the environment
 
     def __getitem__(self, name: str) -> Any:
@@ -152,8 +151,7 @@ def parse_options(typed: Mapping[str, str], lists: bool = False,
             values[name] = parse_parameters(**{name: value})[name]
         except ValueError as error:
             raise ValueError(f"{error} (from the environment)") from None
-    grid = tuple(dict(zip(listed, combination)) for combination in itertools.product(*listed.values()))
-    return Options({**exported, **typed}, values, listed, grid if lists else (), frozenset(exported))
+    return Options({**exported, **typed}, values, listed, frozenset(exported))
 
 
 def check_command_line(environment: Mapping[str, str]) -> Options:
