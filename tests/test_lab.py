@@ -21,7 +21,7 @@ import pytest
 from nbclient import NotebookClient
 
 from digits.data import prepare_data
-from helpers import clean_environment, commit_all, copy_project, reported, run_make, trainings
+from helpers import clean_environment, commit_all, copy_project, reported, run_make, trainings, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -118,12 +118,19 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def api(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def api(url: str, body: dict | None = None) -> dict:
+    """What Lab's REST API answers at `url` (a POST of `body` when given)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
-def test_make_lab_serves_the_project_root_with_only_the_projects_kernel_and_no_news(lab_project):
+# What `make lab` printed before it: noise that Lab's own defaults cause, none of it a real problem.
+LAB_NOISE = ("Kernel is running over TCP", "websocket_ping_timeout", "is not trusted", "WARNING", "[W ", "[I ")
+
+
+def test_make_lab_serves_the_project_root_with_only_the_projects_kernel_no_news_and_no_noise(lab_project):
     port = free_port()
     command = ["make", "--no-print-directory", "lab", f"PORT={port}", "BROWSER=no", f"VENV={sys.prefix}"]
     server = subprocess.Popen(command, cwd=lab_project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -146,6 +153,16 @@ def test_make_lab_serves_the_project_root_with_only_the_projects_kernel_and_no_n
         settings = api(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}")
         defaults = {name: value.get("default") for name, value in settings["schema"]["properties"].items()}
         assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False  # the environment's override
+        # A notebook opened as Lab opens it: its contents (with the kernel's language_info, so that the tab is not
+        # marked modified when the kernel starts), then a session whose kernel starts and answers.
+        notebook = api(f"{base}/api/contents/notebooks/10-explore.ipynb?token={token}")["content"]
+        assert notebook["metadata"]["language_info"]["version"] == sys.version.split()[0]
+        session = api(f"{base}/api/sessions?token={token}", {"path": "notebooks/10-explore.ipynb", "type": "notebook",
+                                                           "name": "", "kernel": {"name": "digit-recognizer"}})
+        wait_until(lambda: api(f"{base}/api/kernels/{session['kernel']['id']}?token={token}")["execution_state"]
+                   == "idle", timeout=90, what="the notebook's kernel starting")
     finally:
         server.terminate()
-        server.communicate(timeout=60)
+        seen.append(server.communicate(timeout=60)[0])
+    printed = "".join(seen)
+    assert [noise for noise in LAB_NOISE if noise in printed] == [], printed
