@@ -153,6 +153,7 @@ def test_the_runs_table_scrolls_in_its_own_box_with_every_column(swept_book):
         headers = driver.execute_script("""const box = document.querySelector('.runs-table .table-scroll');
             return [box.scrollWidth > 0, Array.from(box.querySelectorAll('th')).map((th) => th.textContent.trim())];""")
         assert headers[1][:3] == ["run", "epochs", "seed"] and {"finished", "images/s"} <= set(headers[1])
+        assert all(headers[1]), headers[1]  # every column named
 
 
 def test_try_it_is_a_numbered_chapter_linked_from_the_summary(swept_book):

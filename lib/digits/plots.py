@@ -147,8 +147,8 @@ def validation_curves(histories: dict[str, pd.DataFrame], current: list[str] = (
         # Zoom to where the runs differ, but keep weak runs in view.
         axes.set_ylim(max(0.0, min(accuracies.min(), accuracies.quantile(0.25)) - 0.01), 1.0)
     axes.xaxis.get_major_locator().set_params(integer=True)
-    # Beside the plot, never over a curve's markers.
-    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    # Below the plot, in two columns: never over a curve's markers, and the plot keeps the figure's width.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
     figure.tight_layout()
     return figure
 

@@ -222,7 +222,7 @@ def _divs_to_html(markdown: str) -> str:
 
 
 def _summary_html(report_dir: Path) -> str:
-    """index.qmd with its include and embed shortcodes resolved, as HTML (its tables in scroll boxes)."""
+    """index.qmd with its include and embed shortcodes resolved, as HTML."""
     text = (report_dir / "index.qmd").read_text()
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)
     text = _divs_to_html(INCLUDE.sub(lambda match: (report_dir / match.group(1)).read_text(), text))
@@ -238,8 +238,7 @@ def _summary_html(report_dir: Path) -> str:
                                                (report_dir / match.group(2)).read_bytes()), text)
     text = CROSS_REFERENCE.sub(lambda match: f"[the figure](#{match.group(1)})", text)
     text = text.replace("](try-it.qmd)", "](#try-it)")  # the book's chapter is this page's last section
-    body = mistune.create_markdown(escape=False, plugins=["table"])(text)
-    return body.replace("<table>", '<div class="table-scroll"><table>').replace("</table>", "</table></div>")
+    return mistune.create_markdown(escape=False, plugins=["table"])(text)
 
 
 CODE_INPUT = re.compile(r'(<div class="highlight[^"]*"><pre>.*?</pre>\s*</div>)', flags=re.DOTALL)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 RUNS_FIGURE = "runs-accuracy.png"
 # Short headers, so that the runs table fits the page's text column.
 RUNS_TABLE_HEADERS = {"val_accuracy": "validation", "test_accuracy": "test", "train_minutes": "minutes",
-                      "images_per_second": "images/s", "finished_at": "finished", "quick": ""}
+                      "images_per_second": "images/s", "finished_at": "finished", "quick": "quick"}
 
 
 def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
