@@ -21,7 +21,7 @@ import pytest
 from nbclient import NotebookClient
 
 from digits.data import prepare_data
-from helpers import clean_environment, commit_all, copy_project, reported, run_make, trainings, wait_until
+from helpers import clean_environment, commit_all, copy_project, reported, run_make, trainings
 
 pytestmark = pytest.mark.slow
 
@@ -126,6 +126,33 @@ def api(url: str, body: dict | None = None) -> dict:
         return json.loads(response.read())
 
 
+def kernel_answers(base: str, kernel_id: str, token: str) -> bool:
+    """True once the kernel answers, over Lab's websocket, the request Lab sends first (kernel_info)."""
+    import asyncio
+    import uuid
+
+    from tornado.websocket import websocket_connect
+
+    async def ask() -> bool:
+        connection = await websocket_connect(f"ws{base[4:]}/api/kernels/{kernel_id}/channels?token={token}"
+                                             f"&session_id={uuid.uuid4().hex}")
+        request = uuid.uuid4().hex
+        connection.write_message(json.dumps({
+            "header": {"msg_id": request, "msg_type": "kernel_info_request", "username": "", "session": uuid.uuid4().hex,
+                       "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "content": {}, "channel": "shell", "buffers": []}))
+        try:
+            while (message := await connection.read_message()) is not None:
+                reply = json.loads(message)
+                if reply.get("parent_header", {}).get("msg_id") == request and reply["msg_type"] == "kernel_info_reply":
+                    return True
+            return False
+        finally:
+            connection.close()
+
+    return asyncio.run(asyncio.wait_for(ask(), 90))
+
+
 # What `make lab` printed before it: noise that Lab's own defaults cause, none of it a real problem.
 LAB_NOISE = ("Kernel is running over TCP", "websocket_ping_timeout", "is not trusted", "WARNING", "[W ", "[I ")
 
@@ -159,8 +186,7 @@ def test_make_lab_serves_the_project_root_with_only_the_projects_kernel_no_news_
         assert notebook["metadata"]["language_info"]["version"] == sys.version.split()[0]
         session = api(f"{base}/api/sessions?token={token}", {"path": "notebooks/10-explore.ipynb", "type": "notebook",
                                                            "name": "", "kernel": {"name": "digit-recognizer"}})
-        wait_until(lambda: api(f"{base}/api/kernels/{session['kernel']['id']}?token={token}")["execution_state"]
-                   == "idle", timeout=90, what="the notebook's kernel starting")
+        assert kernel_answers(base, session["kernel"]["id"], token)
     finally:
         server.terminate()
         seen.append(server.communicate(timeout=60)[0])
