@@ -198,8 +198,8 @@ def figure_html(label: str, caption: str, png: str | bytes) -> str:
     """An inline <figure> of a PNG (bytes, or base64 text) with its caption."""
     data = png if isinstance(png, str) else base64.b64encode(png).decode()
     caption = html.escape(caption)
-    return (f'<figure id="{html.escape(label)}"><img alt="{caption}" src="data:image/png;base64,{data.strip()}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (f'<figure id="{html.escape(label)}"><div class="figure-scroll"><img alt="{caption}" '
+            f'src="data:image/png;base64,{data.strip()}"></div><figcaption>{caption}</figcaption></figure>')
 
 
 def _labelled_figure(notebook: nbformat.NotebookNode, label: str) -> str:
