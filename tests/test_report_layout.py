@@ -89,11 +89,14 @@ def check_page(driver, page: Path, column: str) -> dict:
     driver.execute_script("return document.fonts.ready;")
     figures = smallest_figure_text(driver, page)
     return {"layout": driver.execute_script(LAYOUT_PROBLEMS, column),
+            # Search needs the book served: from disk a search button would open nothing and log an error.
+            "search buttons": driver.execute_script(
+                "return document.querySelectorAll('[onclick*=\"quartoOpenSearch\"]').length;"),
             "small figure text": {name: round(px, 1) for name, px in figures.items() if px < LEGIBLE_PIXELS},
             "console": console_problems(driver), "network": requests_made(driver)}
 
 
-NOTHING_WRONG = {"layout": [], "small figure text": {}, "console": [], "network": []}
+NOTHING_WRONG = {"layout": [], "search buttons": 0, "small figure text": {}, "console": [], "network": []}
 
 
 @contextmanager
