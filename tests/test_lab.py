@@ -138,8 +138,8 @@ def kernel_answers(base: str, kernel_id: str, token: str) -> bool:
                                              f"&session_id={uuid.uuid4().hex}")
         request = uuid.uuid4().hex
         connection.write_message(json.dumps({
-            "header": {"msg_id": request, "msg_type": "kernel_info_request", "username": "", "session": uuid.uuid4().hex,
-                       "version": "5.3", "date": ""},
+            "header": {"msg_id": request, "msg_type": "kernel_info_request", "username": "",
+                       "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
             "parent_header": {}, "metadata": {}, "content": {}, "channel": "shell", "buffers": []}))
         try:
             while (message := await connection.read_message()) is not None:

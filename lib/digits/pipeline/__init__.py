@@ -11,5 +11,6 @@
 - `serving`: the rendered book served on 127.0.0.1, nothing outside it.
 - `labcontents`: the files JupyterLab opens (`make lab`), without its false alarms; loaded by the Lab server alone.
 
-May import everything below it; nothing imports it but `python -m digits.pipeline` (and the kernel and Lab server it starts).
+May import everything below it; nothing imports it but `python -m digits.pipeline` (and the kernel and the Lab
+server it starts).
 """
