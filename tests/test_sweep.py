@@ -48,7 +48,7 @@ def test_a_grid_on_two_local_workers_makes_the_runs_make_all_makes(fresh_project
         assert (run / "notebooks" / "20-train.ipynb").is_file()
     assert re.search(r"^kept     strided-e1-s42-b64-d\w+: ", result.stdout, flags=re.MULTILINE)  # the session's run
     # Each run's lines follow the line that says it started; a quick run is said to be one once; "1 epoch".
-    trained = [line.split()[1] for line in lines if line.startswith("finished ")]
+    trained = [line.split()[1].rstrip(":") for line in lines if line.startswith("finished ")]
     for name in trained:
         started = lines.index(next(line for line in lines if line.startswith(f"started  {name} ")))
         assert lines.index(f"==> running notebooks/20-train.ipynb -> models/{name}/notebooks/20-train.ipynb") > started
