@@ -84,7 +84,7 @@ def test_a_run_trained_in_lab_is_picked_up_by_the_next_notebooks_and_by_make(lab
     assert (run / "model.keras").is_file() and (run / "metrics.json").is_file()
     # The next notebooks, their parameters untouched ("" is the latest run on the data), take that run.
     evaluated = run_in_place(lab_project, "30-evaluate")
-    assert "This is a quick run, not a result" in printed(evaluated) and "(this run: 450 images" in printed(evaluated)
+    assert f"{run.name}: test accuracy" in printed(evaluated) and "(a quick run, not a result)" in printed(evaluated)
     assert json.loads((run / "metrics.json").read_text())["test_accuracy"] > 0.3
     run_in_place(lab_project, "40-submit")
     assert (run / "submission.csv").is_file()
@@ -118,12 +118,46 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def api(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=10) as response:
+def api(url: str, body: dict | None = None) -> dict:
+    """What Lab's REST API answers at `url` (a POST of `body` when given)."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
 
-def test_make_lab_serves_the_project_root_with_only_the_projects_kernel_and_no_news(lab_project):
+def kernel_answers(base: str, kernel_id: str, token: str) -> bool:
+    """True once the kernel answers, over Lab's websocket, the request Lab sends first (kernel_info)."""
+    import asyncio
+    import uuid
+
+    from tornado.websocket import websocket_connect
+
+    async def ask() -> bool:
+        connection = await websocket_connect(f"ws{base[4:]}/api/kernels/{kernel_id}/channels?token={token}"
+                                             f"&session_id={uuid.uuid4().hex}")
+        request = uuid.uuid4().hex
+        connection.write_message(json.dumps({
+            "header": {"msg_id": request, "msg_type": "kernel_info_request", "username": "",
+                       "session": uuid.uuid4().hex, "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "content": {}, "channel": "shell", "buffers": []}))
+        try:
+            while (message := await connection.read_message()) is not None:
+                reply = json.loads(message)
+                if reply.get("parent_header", {}).get("msg_id") == request and reply["msg_type"] == "kernel_info_reply":
+                    return True
+            return False
+        finally:
+            connection.close()
+
+    return asyncio.run(asyncio.wait_for(ask(), 90))
+
+
+# What `make lab` printed before it: noise that Lab's own defaults cause, none of it a real problem.
+LAB_NOISE = ("Kernel is running over TCP", "websocket_ping_timeout", "is not trusted", "WARNING", "[W ", "[I ")
+
+
+def test_make_lab_serves_the_project_root_with_only_the_projects_kernel_no_news_and_no_noise(lab_project):
     port = free_port()
     command = ["make", "--no-print-directory", "lab", f"PORT={port}", "BROWSER=no", f"VENV={sys.prefix}"]
     server = subprocess.Popen(command, cwd=lab_project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -146,6 +180,15 @@ def test_make_lab_serves_the_project_root_with_only_the_projects_kernel_and_no_n
         settings = api(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification?token={token}")
         defaults = {name: value.get("default") for name, value in settings["schema"]["properties"].items()}
         assert defaults["fetchNews"] == "false" and defaults["checkForUpdates"] is False  # the environment's override
+        # A notebook opened as Lab opens it: its contents (with the kernel's language_info, so that the tab is not
+        # marked modified when the kernel starts), then a session whose kernel starts and answers.
+        notebook = api(f"{base}/api/contents/notebooks/10-explore.ipynb?token={token}")["content"]
+        assert notebook["metadata"]["language_info"]["version"] == sys.version.split()[0]
+        session = api(f"{base}/api/sessions?token={token}", {"path": "notebooks/10-explore.ipynb", "type": "notebook",
+                                                           "name": "", "kernel": {"name": "digit-recognizer"}})
+        assert kernel_answers(base, session["kernel"]["id"], token)
     finally:
         server.terminate()
-        server.communicate(timeout=60)
+        seen.append(server.communicate(timeout=60)[0])
+    printed = "".join(seen)
+    assert [noise for noise in LAB_NOISE if noise in printed] == [], printed

@@ -106,7 +106,8 @@ def test_fallback_page_is_one_self_contained_file(book_project):
     for title in ("Summary", "Explore the data", "Train the network", "Evaluate the model", "Predict the test set"):
         assert title in page
     for label in ("fig-learning-curves", "fig-confusion-matrix", "fig-sample-digits", "fig-runs"):
-        assert re.search(rf'<figure id="{label}"><img [^>]*src="data:image/png;base64,[A-Za-z0-9+/]{{1000}}', page)
+        assert re.search(rf'<figure id="{label}"><div class="figure-scroll"><img [^>]*src="data:image/png;base64,'
+                         r"[A-Za-z0-9+/]{1000}", page)
     assert RESOURCE_FROM_NETWORK.search(page) is None
     assert "models_dir: str =" not in page and "injected-parameters" not in page  # parameters cells hidden
     assert str(book_project) not in page and "/tmp/" not in page  # no absolute path of the machine

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,6 +47,13 @@ def test_a_grid_on_two_local_workers_makes_the_runs_make_all_makes(fresh_project
         assert {"model.keras", "evaluation.csv", "submission.csv"} <= {path.name for path in run.iterdir()}
         assert (run / "notebooks" / "20-train.ipynb").is_file()
     assert re.search(r"^kept     strided-e1-s42-b64-d\w+: ", result.stdout, flags=re.MULTILINE)  # the session's run
+    # Each run's lines follow the line that says it started; a quick run is said to be one once; "1 epoch".
+    trained = [line.split()[1].rstrip(":") for line in lines if line.startswith("finished ")]
+    for name in trained:
+        started = lines.index(next(line for line in lines if line.startswith(f"started  {name} ")))
+        assert lines.index(f"==> running notebooks/20-train.ipynb -> models/{name}/notebooks/20-train.ipynb") > started
+    assert sum(line.startswith("This is a quick run, not a result") for line in lines) == len(trained) == 3
+    assert "1 epochs" not in result.stdout and "Port 8787" not in result.stdout + result.stderr
     # The three runs it trained, one `make all` each with the same share of the cores (the weights depend on it).
     for name, (epochs, seed) in zip(NAMES[1:], ((1, 43), (2, 42), (2, 43)), strict=True):
         single = run_make(fresh_project, "all", f"EPOCHS={epochs}", f"SEED={seed}", "BATCH_SIZE=64",
@@ -111,6 +119,23 @@ def cluster(project: Path, workers: int):
 
 def worker_address(log: Path) -> str:
     return re.search(r"Start worker at:\s+(tcp://\S+)", log.read_text()).group(1)
+
+
+def test_a_local_cluster_starts_no_dashboard_and_takes_no_port_another_cluster_holds(capfd):
+    from digits.pipeline.workers import Executor
+
+    with socket.socket() as taken, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            taken.bind(("127.0.0.1", 8787))  # Dask's default dashboard port, held as another cluster would hold it
+            taken.listen()
+        except OSError:
+            pass  # another program holds it already: the same case
+        with Executor(1) as executor:
+            assert executor.cluster.scheduler.http_server.port != 8787
+            assert executor.client.run(lambda: 1) != {}  # its worker works
+    assert [str(warning.message) for warning in caught] == []
+    assert "8787" not in capfd.readouterr().err
 
 
 def test_a_sweep_trains_on_the_workers_of_a_cluster(fresh_project):

@@ -140,7 +140,9 @@ def evaluate_run(run: Run) -> RunEvaluation:
                      "validation accuracy": metrics["val_accuracy"], "test accuracy": metrics["test_accuracy"]})
     metrics, members = records.read_metrics(run.folder), pd.DataFrame(rows)
     scored, key = ("test", "test_accuracy") if test_labels is not None else ("validation", "val_accuracy")
-    print(records.weak_run_note(metrics) or f"{run.name}: {scored} accuracy {metrics[key]:.2%}", flush=True)
+    # The training said in full when a run is a quick one; once is enough.
+    quick = " (a quick run, not a result)" if records.is_quick(metrics) else ""
+    print(f"{run.name}: {scored} accuracy {metrics[key]:.2%}{quick}", flush=True)
     scored_images, scored_labels, scored_probabilities = (
         (test_images, test_labels, test_average) if test_labels is not None
         else (split.validation_images, split.validation_labels, validation_average))

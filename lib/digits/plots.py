@@ -1,8 +1,10 @@
 """Plots: every figure of the notebooks and the report; each function returns its Figure.
 
-Figures are at most FIGURE_WIDTH inches wide at DPI dots per inch: shown in the
-book's text column (about 660 pixels, half their width), their tick labels of
-TICK_POINTS points still read at 11 pixels or more.
+Figures are at most FIGURE_WIDTH inches wide at DPI dots per inch, and no text
+in them is smaller than SMALLEST_POINTS points: shown in the book's text column
+(about 750 pixels, some 0.58 of their width), it reads at 11 pixels or more; a
+narrower screen scrolls a figure rather than shrink it below 10 pixels
+(digits.report.pages).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ DIGITS = list(range(N_CLASSES))
 FIGURE_WIDTH = 9.0  # inches
 DPI = 144
 TICK_POINTS = 11
+SMALLEST_POINTS = 10  # the smallest text of any figure: counts, image titles, legends
 plt.rcParams.update({"figure.dpi": DPI, "savefig.dpi": "figure", "font.size": TICK_POINTS,
                      "xtick.labelsize": TICK_POINTS, "ytick.labelsize": TICK_POINTS, "axes.titlesize": 12,
-                     "axes.labelsize": TICK_POINTS, "legend.fontsize": 10})
+                     "axes.labelsize": TICK_POINTS, "legend.fontsize": SMALLEST_POINTS})
 
 
 def class_distribution(labels: np.ndarray, title: str = "Images per digit") -> Figure:
@@ -31,7 +34,7 @@ def class_distribution(labels: np.ndarray, title: str = "Images per digit") -> F
     figure, axes = plt.subplots(figsize=(7, 3))
     counts = np.bincount(labels, minlength=N_CLASSES)
     sns.barplot(x=DIGITS, y=counts, color="#4C72B0", ax=axes)
-    axes.bar_label(axes.containers[0], fontsize=8)
+    axes.bar_label(axes.containers[0], fontsize=SMALLEST_POINTS)
     axes.set(xlabel="digit", ylabel="images", title=title)
     return figure
 
@@ -45,7 +48,7 @@ def digit_grid(images: np.ndarray, titles: list[str], columns: int = 10, title: 
         axis.axis("off")
         if index < len(images):
             axis.imshow(images[index].squeeze(), cmap="gray_r", vmin=0, vmax=1)
-            axis.set_title(titles[index], fontsize=8)
+            axis.set_title(titles[index], fontsize=SMALLEST_POINTS)
     if title:
         figure.suptitle(title)
     figure.tight_layout()
@@ -90,7 +93,7 @@ def learning_curves(histories: dict[str, pd.DataFrame]) -> Figure:
     rate_axes.set(xlabel="epoch", ylabel="learning rate", title="Learning-rate schedule")
     seconds_axes.set(xlabel="epoch", ylabel="seconds", title="Time per epoch", ylim=(0, None))
     for plot in (loss_axes, accuracy_axes):
-        plot.legend(fontsize=8 if several else 10)
+        plot.legend()
     for plot in axes.flat:
         plot.xaxis.get_major_locator().set_params(integer=True)
     figure.tight_layout()
@@ -101,9 +104,10 @@ def confusion_heatmap(matrix: np.ndarray, title: str = "Confusion matrix") -> Fi
     """Heatmap of the confusion matrix; the diagonal is masked so the mistakes stand out."""
     figure, axes = plt.subplots(figsize=(6.5, 5.5))
     off_diagonal = ~np.eye(N_CLASSES, dtype=bool)
-    sns.heatmap(matrix, mask=~off_diagonal, annot=True, fmt="d", cmap="Reds", cbar=False, ax=axes)
+    counts = {"fontsize": SMALLEST_POINTS}  # the same size on and off the diagonal
+    sns.heatmap(matrix, mask=~off_diagonal, annot=True, fmt="d", cmap="Reds", cbar=False, ax=axes, annot_kws=counts)
     sns.heatmap(matrix, mask=off_diagonal, annot=True, fmt="d", cmap="Greens", cbar=False, ax=axes,
-                annot_kws={"fontsize": 7})
+                annot_kws=counts)
     axes.set(xlabel="predicted digit", ylabel="true digit", title=title)
     return figure
 
@@ -145,7 +149,8 @@ def validation_curves(histories: dict[str, pd.DataFrame], current: list[str] = (
         # Zoom to where the runs differ, but keep weak runs in view.
         axes.set_ylim(max(0.0, min(accuracies.min(), accuracies.quantile(0.25)) - 0.01), 1.0)
     axes.xaxis.get_major_locator().set_params(integer=True)
-    axes.legend(fontsize=8, loc="lower right")
+    # Below the plot, in two columns: never over a curve's markers, and the plot keeps the figure's width.
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncols=2, frameon=False)
     figure.tight_layout()
     return figure
 

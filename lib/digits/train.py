@@ -121,8 +121,8 @@ def train_model(plan: TrainingPlan, model: keras.Model, split: Split, rows: Sequ
     rows = list(rows)
     images, labels = split.train_images, split.train_labels
     print(f"training {plan.arch}: {len(images):,} images, {len(split.validation_images):,} for validation, "
-          f"{plan.epochs} epochs, batch {plan.batch_size}, augment {plan.augment}, seed {plan.seed}, "
-          f"{plan.precision}", flush=True)
+          f"{plan.epochs} epoch{'s' if plan.epochs != 1 else ''}, batch {plan.batch_size}, augment {plan.augment}, "
+          f"seed {plan.seed}, {plan.precision}", flush=True)
     targets = one_hot(labels)
     validation_batches = batches(split.validation_images, one_hot(split.validation_labels), 1000)
     for epoch in range(len(rows), plan.epochs):

@@ -9,6 +9,8 @@
 - `environment`, `cleaning`: what `make setup`, `make check` and `make clean` run with the system's python3 alone:
   the environment installed only when its lock changed; only what rendering wrote removed.
 - `serving`: the rendered book served on 127.0.0.1, nothing outside it.
+- `labcontents`: the files JupyterLab opens (`make lab`), without its false alarms; loaded by the Lab server alone.
 
-May import everything below it; nothing imports it but `python -m digits.pipeline` (and the kernel it starts).
+May import everything below it; nothing imports it but `python -m digits.pipeline` (and the kernel and the Lab
+server it starts).
 """

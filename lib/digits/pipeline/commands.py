@@ -61,12 +61,20 @@ def command_kaggle_submit(context: Context) -> None:
           flush=True)
 
 
+# Lab's terminal says only what matters: kernels on local sockets as the pipeline's (no "running over TCP" warning),
+# the websocket's ping timeout equal to its interval (tornado lowers a longer one, with a warning), the project's
+# contents manager (digits.pipeline.labcontents) and no start-up notes below a warning.
+LAB_QUIET = ["--KernelManager.transport=ipc", '--ServerApp.tornado_settings={"ws_ping_timeout": 30000}',
+             "--ServerApp.contents_manager_class=digits.pipeline.labcontents.ProjectContentsManager",
+             "--ServerApp.log_level=WARN", "--LabApp.log_level=WARN"]
+
+
 def command_lab(context: Context) -> None:
     """Start JupyterLab at the project's root with the project's kernel, on 127.0.0.1 with a token."""
     arguments = [str(Path(sys.executable).parent / "jupyter"), "lab", "--ip", "127.0.0.1",
                  f"--ServerApp.root_dir={context.project}",
                  f"--KernelSpecManager.allowed_kernelspecs={kernel.KERNEL_NAME}",
-                 "--KernelSpecManager.ensure_native_kernel=False", "--ServerApp.log_level=WARN"]
+                 "--KernelSpecManager.ensure_native_kernel=False", *LAB_QUIET]
     if context.options["port"]:
         arguments += ["--port", str(context.options["port"]), "--ServerApp.port_retries=0"]
     if context.options["browser"] is False:

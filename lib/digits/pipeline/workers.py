@@ -54,8 +54,11 @@ class Outcome:
     lost: str = ""  # why the run was lost ("" when it was not)
 
 
-def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, Any], threads: int) -> dict:
-    """On a worker: train one run as `make all` would (or find it finished); return what happened."""
+def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, Any], threads: int,
+               says_started: bool) -> dict:
+    """On a worker: train one run as `make all` would (or find it finished); return what happened. With
+    `says_started` (a worker of this machine, printing to the command's terminal) it says itself that the run
+    started, before the run's own lines; else the command says so when the worker tells it."""
     from distributed import get_worker
 
     from digits import runs
@@ -71,7 +74,10 @@ def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, An
     quiet_tensorflow_start_up()
     project_path = Path(project) if (Path(project) / "lib" / "digits").is_dir() else None
     run = runs.resolve({**given, "data_dir": data_dir, "models_dir": models_dir})
-    worker.log_event(TOPIC, {"event": "started", "run": run.name, "where": where})
+    if says_started:
+        print(started_line(run.name, where), flush=True)
+    else:
+        worker.log_event(TOPIC, {"event": "started", "run": run.name, "where": where})
     started = time.perf_counter()
     kernel = SharedKernel(project_path or Path.cwd(), threads)  # this worker's share of the cores
     try:
@@ -82,6 +88,11 @@ def train_task(project: str, data_dir: str, models_dir: str, given: dict[str, An
     metrics = records.read_metrics(run.folder)
     return {"run": run.name, "trained": trained, "where": where, "minutes": (time.perf_counter() - started) / 60,
             "val_accuracy": metrics["val_accuracy"]}
+
+
+def started_line(name: str, where: str) -> str:
+    """The line that says a run started on a worker."""
+    return f"started  {name} on {where}"
 
 
 def duration(seconds: float) -> str:
@@ -163,8 +174,11 @@ class Executor:
             # A worker killed in the middle of a run loses that run: it is reported, not tried again elsewhere.
             dask.config.set({"distributed.scheduler.allowed-failures": 0, "distributed.admin.tick.limit": "1h",
                              "distributed.worker.daemon": False, "logging.distributed": "error"})
+            # No dashboard; the scheduler's own HTTP server (health checks) on a free port of 127.0.0.1, never
+            # Dask's 8787, which another cluster may hold.
             self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, host="127.0.0.1")
+                                        dashboard_address=None, host="127.0.0.1",
+                                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
             self.client = Client(self.cluster)
         return self
 
@@ -192,14 +206,14 @@ class Executor:
         def started(event: tuple[float, dict]) -> None:
             message = event[1]
             if message.get("event") == "started":
-                say(f"started  {message['run']} on {message['where']}")
+                say(started_line(message["run"], message["where"]))
 
         self.client.subscribe_topic(TOPIC, started)
         futures = {}
         for run in members:
             future = self.client.submit(train_task, str(project), str(data_dir), str(models_dir),
                                         {**run.parameters, "ensemble": 1}, self.threads_per_run(),
-                                        key=f"train-{run.name}", pure=False, retries=0)
+                                        self.cluster is not None, key=f"train-{run.name}", pure=False, retries=0)
             futures[future] = run.name
         outcomes = []
         for future in as_completed(futures):

@@ -10,11 +10,16 @@ and loads nothing from the network.
   the console fills with errors. The two files are joined here into one
   classic, deferred script, which browsers run from disk as they run modules
   over http. Search needs `fetch`, which browsers refuse from disk: there the
-  search box makes way for a note saying how to serve the book. A book's pages
-  may also load the book's own files.
+  search box (and the header's search button, on a phone) makes way for a note
+  saying how to serve the book. A book's pages may also load the book's own files.
+  Each notebook chapter links to the run's executed notebook, copied beside it.
 - **The self-contained page** (`render_page`), rendered with nbconvert where
   Quarto is not installed: the summary with its figures, each executed
-  notebook and Try it, every figure inline; it may load no file at all.
+  notebook (its code folded) and Try it, every figure inline; it may load no file at all.
+
+Both read well at any width: every table scrolls in its own box, and each figure
+carries the smallest width at which its smallest text (digits.plots.SMALLEST_POINTS)
+shows at LEGIBLE_PIXELS, scrolling in its own box on a screen narrower than that.
 """
 
 from __future__ import annotations
@@ -24,14 +29,17 @@ import hashlib
 import html
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import mistune
 import nbformat
 from nbconvert import HTMLExporter
 from pygments.formatters import HtmlFormatter
 
+from digits.report.layout import data_uri_bytes, legible_figures, scrolling_tables
 from digits.util.files import atomic_path, write_text_atomic
 
 # The cells no page shows: the run's parameters are a table of the summary instead.
@@ -49,6 +57,25 @@ def tidy_for_report(notebook: Any) -> None:
         tagged = PARAMETER_TAGS & set(cell.metadata.get("tags", []))
         if cell.cell_type == "code" and tagged and not cell.source.startswith(HIDE_OPTION):
             cell.source = f"{HIDE_OPTION}\n{cell.source}"
+
+
+# --- Both kinds of page: each notebook chapter's executed notebook, to download ---------------------------
+
+NOTEBOOKS_FOLDER = "notebooks"  # where the executed notebooks lie in the book, beside their chapters
+
+
+def copy_notebooks(book: Path, notebooks: dict[str, Path]) -> None:
+    """Copy the run's executed notebooks into the book's notebooks/ folder, where each chapter links to its own."""
+    (book / NOTEBOOKS_FOLDER).mkdir(parents=True, exist_ok=True)
+    for name, path in notebooks.items():
+        with atomic_path(book / NOTEBOOKS_FOLDER / f"{name}.ipynb") as temporary:
+            shutil.copyfile(path, temporary)
+
+
+def download_link(href: str, name: str) -> str:
+    """A paragraph linking to an executed notebook, to download."""
+    return (f'<p class="notebook-download"><a href="{html.escape(href)}" download>Download the executed notebook '
+            f"({html.escape(name)})</a>: every cell with the outputs of this run.</p>")
 
 
 # --- One policy for every page ------------------------------------------------------------------------
@@ -91,6 +118,8 @@ FROM_DISK = f"""<script>
 // Opened from disk, the book cannot fetch its search index: the search box makes way for a note.
 if (window.location.protocol === "file:") {{
   document.addEventListener("DOMContentLoaded", function () {{
+    // A phone's header has a search button of its own: it would open nothing.
+    document.querySelectorAll('[onclick*="quartoOpenSearch"]').forEach(function (button) {{ button.remove(); }});
     var search = document.getElementById("quarto-search");
     if (!search) return;
     var note = document.createElement("p");
@@ -113,9 +142,27 @@ def classic_quarto_script(site_libs: Path) -> str:
     return f"(function () {{\nconst tabsets = (function () {{\n{tabsets}\nreturn {{ init }};\n}})();\n{body}\n}})();\n"
 
 
-def finish_page(text: str) -> str:
-    """One rendered page, made to work from disk: classic scripts, the search note, open contents, its policy."""
+TITLE_BLOCK_END = re.compile(r'(<header id="title-block-header".*?</header>)', flags=re.DOTALL)
+
+
+def _file_reader(page: Path) -> Callable[[str], bytes | None]:
+    """What a page's relative src reads from the book, None for anything else."""
+    def read(source: str) -> bytes | None:
+        path = page.parent / unquote(source.split("#")[0].split("?")[0])
+        return path.read_bytes() if ":" not in source and path.is_file() else None
+    return read
+
+
+def finish_page(text: str, page: Path | None = None) -> str:
+    """One rendered page, made to work from disk: classic scripts, the search note, open contents, tables that
+    scroll, legible figures (read beside `page`), the chapter's notebook to download, its policy."""
     text = NOTEBOOK_PATH_ATTRIBUTE.sub("", text)
+    text = scrolling_tables(text)
+    if page is not None:
+        text = legible_figures(text, _file_reader(page))
+        if page.parent.name == NOTEBOOKS_FOLDER and page.with_suffix(".ipynb").is_file():
+            link = download_link(page.with_suffix(".ipynb").name, page.with_suffix(".ipynb").name)
+            text = TITLE_BLOCK_END.sub(lambda match: match.group(1) + "\n" + link, text, count=1)
     text = TABSETS_MODULE.sub("", text)
     text = MODULE_SCRIPT.sub(lambda match: f'<script src="{match.group(1)}quarto-html/{CLASSIC_QUARTO}" defer>'
                                            "</script>", text)
@@ -132,7 +179,7 @@ def finish_book(book: Path) -> None:
     write_text_atomic(site_libs / "quarto-html" / CLASSIC_QUARTO, classic_quarto_script(site_libs))
     for page in book.rglob("*.html"):
         text = page.read_text(encoding="utf-8")
-        write_text_atomic(page, finish_page(text))
+        write_text_atomic(page, finish_page(text, page))
 
 
 # --- The self-contained page -------------------------------------------------------------------------
@@ -144,35 +191,15 @@ CROSS_REFERENCE = re.compile(r"@(fig-[\w-]+)")
 IMAGE = re.compile(r"!\[([^\]]*)\]\(([\w.-]+\.png)\)\{#(fig-[\w-]+)\}")
 # Quarto's divs (::: {.callout-warning} ... :::, ::: {.runs-table} ... :::) as HTML <div>s.
 DIV = re.compile(r"^::: *\{\.([\w-]+)\} *\n(.*?)\n:::$", flags=re.MULTILINE | re.DOTALL)
-STYLE = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #222; }
-nav { position: fixed; top: 0; left: 0; bottom: 0; width: 15rem; padding: 1rem; background: #f6f7f9;
-      border-right: 1px solid #ddd; overflow-y: auto; font-size: 0.9rem; }
-nav a { color: #1a5fb4; text-decoration: none; } nav li { margin: 0.3rem 0; }
-main { margin-left: 17rem; max-width: 60rem; padding: 1rem 2rem 4rem; }
-section { border-bottom: 2px solid #eee; padding-bottom: 2rem; }
-.table-scroll, .jp-RenderedHTMLCommon, .runs-table { overflow-x: auto; }
-.runs-table td, .runs-table th { white-space: nowrap; }
-table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
-th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
-th:first-child, td:first-child { text-align: left; }
-img { max-width: 100%; } figure { margin: 1rem 0; } figcaption { font-size: 0.9rem; color: #555; }
-pre { background: #f6f8fa; padding: 0.6rem; font-size: 0.85rem; white-space: pre-wrap; overflow-wrap: anywhere; }
-.jp-OutputPrompt, .jp-InputPrompt { display: none; }
-.anchor-link { display: none; }
-.callout { border-left: 4px solid #1a5fb4; background: #f3f7fc; padding: 0.2rem 1rem; margin: 1rem 0; }
-.callout-warning { border-left-color: #c77c02; background: #fdf6e7; }
-blockquote { border-left: 4px solid #1a5fb4; background: #f3f7fc; margin: 1rem 0; padding: 0.2rem 1rem; }
-.jp-RenderedText pre { background: #fff; border-left: 3px solid #ddd; }
-"""
+PAGE_STYLE = Path(__file__).resolve().parent / "web" / "page.css"
 
 
 def figure_html(label: str, caption: str, png: str | bytes) -> str:
     """An inline <figure> of a PNG (bytes, or base64 text) with its caption."""
     data = png if isinstance(png, str) else base64.b64encode(png).decode()
     caption = html.escape(caption)
-    return (f'<figure id="{html.escape(label)}"><img alt="{caption}" src="data:image/png;base64,{data.strip()}">'
-            f"<figcaption>{caption}</figcaption></figure>")
+    return (f'<figure id="{html.escape(label)}"><div class="figure-scroll"><img alt="{caption}" '
+            f'src="data:image/png;base64,{data.strip()}"></div><figcaption>{caption}</figcaption></figure>')
 
 
 def _labelled_figure(notebook: nbformat.NotebookNode, label: str) -> str:
@@ -195,7 +222,7 @@ def _divs_to_html(markdown: str) -> str:
 
 
 def _summary_html(report_dir: Path) -> str:
-    """index.qmd with its include and embed shortcodes resolved, as HTML (its tables in scroll boxes)."""
+    """index.qmd with its include and embed shortcodes resolved, as HTML."""
     text = (report_dir / "index.qmd").read_text()
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.DOTALL)
     text = _divs_to_html(INCLUDE.sub(lambda match: (report_dir / match.group(1)).read_text(), text))
@@ -210,12 +237,16 @@ def _summary_html(report_dir: Path) -> str:
     text = IMAGE.sub(lambda match: figure_html(match.group(3), match.group(1),
                                                (report_dir / match.group(2)).read_bytes()), text)
     text = CROSS_REFERENCE.sub(lambda match: f"[the figure](#{match.group(1)})", text)
-    body = mistune.create_markdown(escape=False, plugins=["table"])(text)
-    return body.replace("<table>", '<div class="table-scroll"><table>').replace("</table>", "</table></div>")
+    text = text.replace("](try-it.qmd)", "](#try-it)")  # the book's chapter is this page's last section
+    return mistune.create_markdown(escape=False, plugins=["table"])(text)
+
+
+CODE_INPUT = re.compile(r'(<div class="highlight[^"]*"><pre>.*?</pre>\s*</div>)', flags=re.DOTALL)
 
 
 def _notebook_html(path: Path) -> tuple[str, str]:
-    """(title, body HTML) of an executed notebook without its parameters cells and `#|` option lines."""
+    """(title, body HTML) of an executed notebook without its parameters cells and `#|` option lines, its code
+    folded."""
     notebook = nbformat.read(path, as_version=4)
     notebook.cells = [cell for cell in notebook.cells if not PARAMETER_TAGS & set(cell.metadata.get("tags", []))]
     for cell in notebook.cells:
@@ -226,6 +257,8 @@ def _notebook_html(path: Path) -> tuple[str, str]:
                   for line in cell.source.splitlines() if line.startswith("# ")), path.stem)
     body, _ = HTMLExporter(template_name="basic", exclude_input_prompt=True,
                            exclude_output_prompt=True).from_notebook_node(notebook)
+    body = CODE_INPUT.sub(lambda match: f'<details class="code-fold"><summary>Code</summary>{match.group(1)}'
+                                        "</details>", body)
     return title, body
 
 
@@ -235,24 +268,34 @@ def _try_it_html(report_dir: Path) -> str:
     return "<h1>Try it</h1>\n" + text.split("```{=html}\n", 1)[1].rsplit("\n```", 1)[0]
 
 
+def _contents_entry(anchor: str, title: str, number: int) -> str:
+    """A line of the page's contents: the chapters numbered as in the book, the summary not."""
+    shown_number = f'<span class="number">{number}</span> ' if number else ""
+    return f'<li><a href="#{anchor}">{shown_number}{html.escape(title)}</a></li>'
+
+
 def render_page(report_dir: Path, chapters: list[str]) -> Path:
     """Render the summary, the chapters' notebooks and "Try it" into one self-contained report/_book/index.html."""
+    book = report_dir / "_book"
     sections = [("summary", "Summary", _summary_html(report_dir))]
     for chapter in chapters:
         title, body = _notebook_html(report_dir / "notebooks" / f"{chapter}.ipynb")
+        if (book / NOTEBOOKS_FOLDER / f"{chapter}.ipynb").is_file():
+            body = download_link(f"{NOTEBOOKS_FOLDER}/{chapter}.ipynb", f"{chapter}.ipynb") + body
         sections.append((chapter, title, body))
     sections.append(("try-it", "Try it", _try_it_html(report_dir)))
-    contents = "".join(f'<li><a href="#{anchor}">{html.escape(title)}</a></li>' for anchor, title, _ in sections)
+    contents = "".join(_contents_entry(anchor, title, number) for number, (anchor, title, _) in enumerate(sections))
     body = "".join(f'<section id="{anchor}">{body}</section>' for anchor, _, body in sections)
+    body = legible_figures(scrolling_tables(body), data_uri_bytes)
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{content_security_policy(body, own_files=False)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         "<title>Digit recognizer: report</title>"
-        f"<style>{STYLE}{HtmlFormatter().get_style_defs('.highlight')}</style></head><body>"
-        f"<nav><strong>Digit recognizer</strong><ol>{contents}</ol></nav><main>{body}</main></body></html>\n"
+        f"<style>{PAGE_STYLE.read_text(encoding='utf-8')}{HtmlFormatter().get_style_defs('.highlight')}</style>"
+        f"</head><body><nav><strong>Digit recognizer</strong><ul>{contents}</ul></nav><main>{body}</main>"
+        "</body></html>\n"
     )
-    book = report_dir / "_book"
     book.mkdir(exist_ok=True)
     if (report_dir / "submission.csv").is_file():
         with atomic_path(book / "submission.csv") as temporary:

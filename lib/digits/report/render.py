@@ -25,9 +25,11 @@ from digits.util.display import shown
 from digits.util.files import atomic_path, digest_of, remove_stale_partials, write_text_atomic
 
 CHAPTERS_FILE = "_chapters.yml"
-def render_quarto(report_dir: Path, quarto: str) -> Path:
-    """Render the book with Quarto (`quarto render report/`), finished to work from disk; return the entry page."""
+def render_quarto(report_dir: Path, quarto: str, notebooks: dict[str, Path]) -> Path:
+    """Render the book with Quarto (`quarto render report/`), the run's executed notebooks beside their chapters,
+    finished to work from disk; return the entry page."""
     subprocess.run([quarto, "render", str(report_dir), "--quiet"], check=True)
+    pages.copy_notebooks(report_dir / "_book", notebooks)
     pages.finish_book(report_dir / "_book")
     return report_dir / "_book" / "index.html"
 
@@ -97,11 +99,12 @@ def render_report(report_dir: Path, run: Run, notebooks: dict[str, Path], quarto
                       + "".join(f"    - {chapter}\n" for chapter in chapters))
     write_summary(report_dir, run, table)
     if quarto:
-        entry = render_quarto(report_dir, quarto)
+        entry = render_quarto(report_dir, quarto, notebooks)
         # Quarto leaves an empty folder for the summary's embedded figures in the source tree.
         if (report_dir / "index_files").is_dir() and not any((report_dir / "index_files").rglob("*")):
             (report_dir / "index_files").rmdir()
     else:
+        pages.copy_notebooks(report_dir / "_book", notebooks)
         entry = pages.render_page(report_dir, list(notebooks))
     write_text_atomic(stamp, inputs)
     return entry

@@ -15,7 +15,7 @@ import pandas as pd
 from digits.parameters import RUN_PARAMETERS
 from digits.report import comparisons
 from digits.runs import Run, catalog, records
-from digits.util.display import markdown_table, markdown_text, percent
+from digits.util.display import markdown_table, markdown_text, percent, readable_numbers
 from digits.util.files import atomic_path, write_frame_atomic, write_text_atomic
 
 if TYPE_CHECKING:
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 RUNS_FIGURE = "runs-accuracy.png"
 # Short headers, so that the runs table fits the page's text column.
 RUNS_TABLE_HEADERS = {"val_accuracy": "validation", "test_accuracy": "test", "train_minutes": "minutes",
-                      "images_per_second": "images/s", "finished_at": "finished", "quick": ""}
+                      "images_per_second": "images/s", "finished_at": "finished", "quick": "quick"}
 
 
 def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
@@ -75,9 +75,7 @@ def summary_markdown(metrics: dict, results: pd.DataFrame | None) -> str:
 
 def runs_markdown(table: pd.DataFrame, current: Sequence[str]) -> str:
     """The Runs section: every kept run, the current ones (a run, or an ensemble and its members) in bold."""
-    shown_table = table.copy()
-    for column in ("val_accuracy", "test_accuracy"):
-        shown_table[column] = shown_table[column].map(percent)
+    shown_table = readable_numbers(table)
     bold = [index for index, name in enumerate(shown_table["run"]) if name in current]
     headers = [RUNS_TABLE_HEADERS.get(column, column) for column in shown_table.columns]
     return "\n".join([

@@ -147,6 +147,6 @@ def write_chapter(report_dir: Path, run: Run, metrics: dict) -> Path:
     if json.loads(data).get("run") != run.name:
         raise ValueError(f"{shown(report_dir / MODEL_FILE)}: not the weights of run {run.name}")
     path = report_dir / CHAPTER
-    write_text_atomic(path, "# Try it {.unnumbered}\n\n```{=html}\n" + section_html(run, metrics, data)
+    write_text_atomic(path, "# Try it\n\n```{=html}\n" + section_html(run, metrics, data)
                       + "\n```\n")
     return path

@@ -55,11 +55,25 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], bold_ro
     return "\n".join(lines)
 
 
+def decimals(values: Iterable[Any]) -> int:
+    """How many decimals a column of numbers is shown with: none when every one is whole, else two."""
+    return 0 if all(missing(value) or float(value).is_integer() for value in values) else 2
+
+
+def readable_numbers(frame: Any, percent_columns: Sequence[str] = ("val_accuracy", "test_accuracy")) -> Any:
+    """A DataFrame's values as text: the given columns as percentages, every other column of numbers with one
+    number of decimals (0.40 and 0.41, never 0.4 and 0.41), missing values blank."""
+    shown_frame = frame.astype(object).where(frame.notna(), "")
+    for column in frame.columns:
+        if column in percent_columns:
+            shown_frame[column] = frame[column].map(percent)
+        elif frame[column].dtype.kind in "if":
+            places = decimals(frame[column])
+            shown_frame[column] = frame[column].map(lambda value: "" if missing(value) else f"{value:.{places}f}")
+    return shown_frame
+
+
 def text_table(frame: Any, percent_columns: Sequence[str] = ("val_accuracy", "test_accuracy")) -> str:
     """A DataFrame as aligned text for a terminal, the given columns as percentages, missing values blank."""
-    shown_frame = frame.astype(object).where(frame.notna(), "")
-    for column in percent_columns:
-        if column in shown_frame:
-            shown_frame[column] = frame[column].map(percent)
-    text = shown_frame.to_string(index=False)
+    text = readable_numbers(frame, percent_columns).to_string(index=False)
     return "\n".join(line.rstrip() for line in text.splitlines())
