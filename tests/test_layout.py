@@ -15,8 +15,14 @@ import pytest
 from PIL import Image
 
 from digits import plots
-from digits.report.layout import (LEGIBLE_PIXELS, data_uri_bytes, legible_figures, legible_width, png_width_and_dpi,
-                                  scrolling_tables)
+from digits.report.layout import (
+    LEGIBLE_PIXELS,
+    data_uri_bytes,
+    legible_figures,
+    legible_width,
+    png_width_and_dpi,
+    scrolling_tables,
+)
 from digits.util.display import text_table
 
 matplotlib.use("Agg")

@@ -68,9 +68,11 @@ def notebook_digest(path: Path) -> str:
 
 
 def library_digest(project: Path) -> str:
-    """Digest of the project's own package code (and its browser side): editing it reruns the notebooks."""
+    """Digest of the project's own package code (and its browser side: scripts, styles): editing it reruns the
+    notebooks and renders the report again."""
     package = project / "lib" / "digits"
-    return digest_of(*sorted(package.rglob("*.py")), *sorted(package.rglob("web/*.js")))
+    web = [path for path in package.rglob("web/**/*") if path.is_file()]
+    return digest_of(*sorted(package.rglob("*.py")), *sorted(web))
 
 
 def data_digest(data_dir: Path) -> str:

@@ -52,7 +52,7 @@ def html_as_raw_markdown(notebook: Any) -> None:
 def _report_inputs(report_dir: Path, notebooks: dict[str, Path], run: Run, table: pd.DataFrame, engine: str,
                    extra: str) -> str:
     """Digest of everything the rendered report shows: a report with the same inputs is not rendered again."""
-    files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml",
+    files = [*notebooks.values(), report_dir / "index.qmd", report_dir / "_quarto.yml", report_dir / "offline.scss",
              run.folder / "evaluation.csv", run.folder / "submission.csv",
              *(member.folder / "model.keras" for member in run.single_runs),  # the weights of the "Try it" page
              # What the comparisons read: the last sweep and the test probabilities each kept run's evaluation kept.

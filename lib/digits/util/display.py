@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], bold_ro
     return "\n".join(lines)
 
 
+def _fixed(value: Any, places: int) -> str:
+    """A number with `places` decimals; "" for a missing one."""
+    return "" if missing(value) else f"{value:.{places}f}"
+
+
 def decimals(values: Iterable[Any]) -> int:
     """How many decimals a column of numbers is shown with: none when every one is whole, else two."""
     return 0 if all(missing(value) or float(value).is_integer() for value in values) else 2
@@ -68,8 +74,7 @@ def readable_numbers(frame: Any, percent_columns: Sequence[str] = ("val_accuracy
         if column in percent_columns:
             shown_frame[column] = frame[column].map(percent)
         elif frame[column].dtype.kind in "if":
-            places = decimals(frame[column])
-            shown_frame[column] = frame[column].map(lambda value: "" if missing(value) else f"{value:.{places}f}")
+            shown_frame[column] = frame[column].map(partial(_fixed, places=decimals(frame[column])))
     return shown_frame
 
 
