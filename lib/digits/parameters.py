@@ -30,12 +30,14 @@ SCHEDULER_ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+
 
 
 def quoted(value: Any) -> str:
-    """A value as messages show it: quoted, on one line (newlines escaped), cut to SHOWN_CHARACTERS with its length."""
+    """A value as messages show it: quoted, on one line (newlines escaped), cut in the middle to SHOWN_CHARACTERS
+    with its length, so that both ends of a long path show."""
     text = repr(value)
     if len(text) <= SHOWN_CHARACTERS:
         return text
     length = len(value) if isinstance(value, str) else len(text)
-    return f"{text[:SHOWN_CHARACTERS - 1]}…{text[-1] if isinstance(value, str) else ''} ({length:,} characters)"
+    kept = (SHOWN_CHARACTERS - 1) // 2
+    return f"{text[:kept]}…{text[-kept:]} ({length:,} characters)"
 
 
 def as_typed(text: str) -> str:
