@@ -139,13 +139,18 @@ def test_the_embedding_map_is_kept_with_the_run_and_drawn_once(evaluated, capsys
 
     run, result = evaluated
     wrong = np.flatnonzero(result.predicted != result.labels)
+    kept = run.folder / explain.EMBEDDING_FILE
+    kept.unlink(missing_ok=True)
     capsys.readouterr()
     indices, points = explain.embedding(run, result.images, include=wrong)
-    assert "drawing the map" in capsys.readouterr().out
+    assert capsys.readouterr().out == "" and kept.is_file()  # the first map is drawn without a word
     assert set(wrong) <= set(indices) and points.shape == (len(indices), 2)
     again = explain.embedding(run, result.images, include=wrong)
     assert capsys.readouterr().out == ""
     np.testing.assert_array_equal(again[1], points)
+    kept.write_bytes(b"not an archive")
+    explain.embedding(run, result.images, include=wrong)
+    assert f"{kept.name}: damaged: drawing the map of the images again (t-SNE)" in capsys.readouterr().out
 
 
 @pytest.mark.slow

@@ -93,15 +93,15 @@ def _source(run: Run, images: np.ndarray, include: np.ndarray) -> str:
     return hashlib.sha256(json.dumps(made_from).encode()).hexdigest()
 
 
-def _read(run: Run, expected: str, n_images: int) -> tuple[np.ndarray, np.ndarray]:
-    """The kept embedding (indices of the images, their 2-D points); ValueError naming the file when it cannot be
-    used."""
+def _read(run: Run, expected: str, n_images: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The kept embedding (indices of the images, their 2-D points), None when there is none yet; ValueError naming
+    the file when it cannot be used."""
     path = run.folder / EMBEDDING_FILE
+    if not path.is_file():
+        return None
     try:
         with np.load(path) as kept:
             source, indices, points = str(kept["source"]), kept["indices"], kept["points"]
-    except FileNotFoundError:
-        raise ValueError(f"{shown(path)}: missing") from None
     except (OSError, ValueError, KeyError, EOFError):
         raise ValueError(f"{shown(path)}: damaged") from None
     if source != expected:
@@ -114,12 +114,16 @@ def _read(run: Run, expected: str, n_images: int) -> tuple[np.ndarray, np.ndarra
 
 def embedding(run: Run, images: np.ndarray, include: np.ndarray = ()) -> tuple[np.ndarray, np.ndarray]:
     """The run's map of images: the indices of those drawn (EMBEDDING_IMAGES at random, and those of `include`) and
-    their t-SNE points, kept with the run. A missing, damaged or stale file is named in one line and made again."""
+    their t-SNE points, kept with the run. A missing file is made; a damaged or stale one is named in one line and
+    made again."""
     source = _source(run, images, include)
     try:
-        return _read(run, source, len(images))
+        kept = _read(run, source, len(images))
     except ValueError as problem:
         print(f"{problem}: drawing the map of the images again (t-SNE)", flush=True)
+    else:
+        if kept is not None:
+            return kept
     chosen = np.random.default_rng(EMBEDDING_SEED).choice(len(images), min(EMBEDDING_IMAGES, len(images)),
                                                           replace=False)
     indices = np.union1d(chosen, np.asarray(include, dtype=int))
