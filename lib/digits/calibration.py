@@ -23,11 +23,11 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize_scalar
 
-from digits.runs import Run
+from digits.runs import Run, records
 from digits.util.display import shown
 from digits.util.files import digest_of, write_text_atomic
 
-FILE = "calibration.json"
+FILE = records.CALIBRATION_FILE
 FORMAT = 1  # changes whenever the file's meaning does: an older file is made again
 TEMPERATURES = (0.05, 20.0)  # the range the temperature is searched in
 TARGET = 0.999  # the answers at or above the unsure threshold were this often right on validation

@@ -26,11 +26,11 @@ import tensorflow as tf
 from sklearn.manifold import TSNE
 
 from digits.model import load_model
-from digits.runs import Run
+from digits.runs import Run, records
 from digits.util.display import shown
 from digits.util.files import atomic_path, digest_of
 
-EMBEDDING_FILE = "embedding.npz"
+EMBEDDING_FILE = records.EMBEDDING_FILE
 EMBEDDING_IMAGES = 3000  # at most this many test images, chosen at random with EMBEDDING_SEED
 EMBEDDING_SEED = 0
 PERPLEXITY = 30.0

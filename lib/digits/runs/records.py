@@ -220,6 +220,9 @@ def reused_line(run_dir: Path) -> str:
 # --- The test probabilities evaluation keeps -----------------------------------------------------------------
 
 PROBABILITIES_FILE = "test_probabilities.npz"
+# What evaluation keeps with a run besides its probabilities (digits.calibration, digits.explain).
+CALIBRATION_FILE = "calibration.json"
+EMBEDDING_FILE = "embedding.npz"
 
 
 def probabilities_source(single_runs: Sequence[Any], data_dir: Path) -> str:

@@ -12,18 +12,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from digits.runs import MADE_BY, RUN_FILE, training_lock
+from digits.runs import MADE_BY, RUN_FILE, records, training_lock
 from digits.runs.catalog import run_folders
 from digits.util.files import PARTIAL, held_by_another
 from digits.util.paths import project_root
 
 # What the project writes into a run folder (or the exploration's), beside its executed notebooks.
 RUN_FILES = ("run.json", "model.keras", "history.csv", "metrics.json", "evaluation.csv", "submission.csv",
-             "test_probabilities.npz")
+             records.PROBABILITIES_FILE, records.CALIBRATION_FILE, records.EMBEDDING_FILE)
 CHECKPOINT_FILES = ("checkpoint/model.keras", "checkpoint/state.json")
 PREDICTION_FILES = ("predictions.csv", "predictions.png")
 # What the project writes into MODELS_DIR itself, beside the run folders.
 FOLDER_FILES = ("runs.csv", "chosen.json", "sweep.json")
+COMPARISON_FIGURES = "compare-*.png"  # make compare RUN=a,b writes compare-a-b.png
 
 
 def made_by_this_project(folder: Path) -> bool:
@@ -48,7 +49,9 @@ def in_training(folder: Path) -> bool:
 def _executed_notebooks(folder: Path) -> list[Path]:
     """The executed copies of the project's notebooks (and of those that failed) in a run's notebooks/ folder."""
     names = [path.name for path in (project_root() / "notebooks").glob("*.ipynb")]
-    return [folder / "notebooks" / (prefix + name) for name in names for prefix in ("", "_failed-")]
+    # A run's notebooks are in its notebooks/ folder; the exploration's, in its own folder.
+    return [place / (prefix + name) for place in (folder / "notebooks", folder) for name in names
+            for prefix in ("", "_failed-")]
 
 
 def made_files(folder: Path) -> list[Path]:
@@ -79,3 +82,6 @@ def remove_folder_files(models_dir: Path) -> None:
     """Remove what the project writes into MODELS_DIR beside the runs (the runs table, the choice, the last sweep)."""
     for name in FOLDER_FILES:
         (models_dir / name).unlink(missing_ok=True)
+    for figure in models_dir.glob(COMPARISON_FIGURES):
+        if figure.is_file() and not figure.is_symlink():
+            figure.unlink()
