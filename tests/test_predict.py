@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from digits.parameters import quoted
 from digits.predict import (
     ImageProblem,
     image_files,
@@ -329,6 +330,6 @@ def test_a_symbolic_link_loop_is_one_line(trained_run, tmp_path):
     (tmp_path / "b").symlink_to(tmp_path / "a")
     result = predict_command(trained_run, f"IMAGES={tmp_path / 'a'}")
     assert result.returncode == 2 and result.stderr.splitlines() == [
-        f"error: bad parameter: images: {str(tmp_path / 'a')!r} is a symbolic link that loops"]
+        f"error: bad parameter: images: {quoted(str(tmp_path / 'a'))} is a symbolic link that loops"]
     result = run_pipeline(PROJECT_ROOT, "runs", f"MODELS_DIR={tmp_path / 'a'}")
     assert result.returncode == 2 and "models_dir: " in result.stderr and "is a symbolic link that loops" in result.stderr
