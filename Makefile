@@ -86,7 +86,7 @@ lock: check ## Refresh requirements.lock and requirements-gpu.lock from pyprojec
 	$(PYTHON) -m uv pip compile pyproject.toml --quiet --extra dev --extra gpu --universal --generate-hashes \
 		--python-version 3.10 --excludes <(echo tensorflow-cpu) -o requirements-gpu.lock
 
-test: setup ## Run every test (about 20 minutes on 2 cores)
+test: setup ## Run every test (under an hour on 2 cores)
 	$(PYTHON) -m pytest
 
 test-fast: setup ## Run the tests that train nothing and open no browser (a few minutes): the edit loop
