@@ -1,13 +1,18 @@
 """Benchmark: training throughput side by side, in float32 and in bfloat16, and the share of the machine's peak.
 
-    python bench/train_speed.py [--arch strided] [--images 12800] [--rounds 5] [--bfloat16]
+    python bench/train_speed.py [--arch strided] [--images 12800] [--rounds 5] [--bfloat16] [--xla] [--batch-size 256]
 
 Training goes through the same input pipeline and model as a real run
 (digits.train: batches, new_model with the plan's precision). Each round trains
 every architecture (and, with --bfloat16, each again under Keras's
 "mixed_bfloat16" policy: bfloat16 arithmetic, float32 weights) for one pass
 over the same images, one after the other, so that all see the same machine
-load. Prints images per second per round and the medians, the training FLOPs
+load. --xla adds each architecture without its augmentation layers (Keras
+cannot compile them with XLA) twice: as it is, and compiled by XLA
+(`jit_compile=True`; Keras refuses XLA once TensorFlow's op determinism is on,
+which runs need, so that model is built first and trains without it).
+--batch-size adds each architecture at another batch size (the same learning
+rate: this measures speed, not accuracy). Prints images per second per round and the medians, the training FLOPs
 per image counted from the network (digits.config's description: the forward
 pass's multiply-adds, times three for the forward and the two backward
 products), and what share of the processor's peak that makes. The peak is
@@ -27,10 +32,13 @@ import statistics
 import time
 from pathlib import Path
 
+import keras
+
 from digits import runs
 from digits.config import ARCHITECTURES, IMAGE_SIDE, N_CLASSES, Conv, Dense, MaxPool
 from digits.data import to_images
 from digits.formats.mnist import load_mnist
+from digits.model import build_model
 from digits.train import batches, new_model, one_hot
 
 
@@ -68,6 +76,8 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12800)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bfloat16", action="store_true", help="also train each architecture in mixed bfloat16")
+    parser.add_argument("--xla", action="store_true", help="also train each architecture compiled by XLA")
+    parser.add_argument("--batch-size", type=int, action="append", default=[], help="also train at this batch size")
     parser.add_argument("--flops-per-cycle", type=int, default=32, help="float32 FLOPs per cycle and core")
     arguments = parser.parse_args()
     mnist = load_mnist()
@@ -75,12 +85,26 @@ def main() -> None:
     targets = one_hot(mnist["train_labels"][: arguments.images] % N_CLASSES)
     precisions = ["float32", "mixed_bfloat16"] if arguments.bfloat16 else ["float32"]
     models = {}
-    for arch in arguments.arch or ARCHITECTURES:
-        for precision in precisions:
+    for arch in (arguments.arch or ARCHITECTURES) if arguments.xla else []:
+        plan = dataclasses.replace(runs.resolve({"arch": arch}).plan, augment=False)
+        keras.utils.set_random_seed(plan.seed)  # before new_model turns op determinism on, which rules XLA out
+        model = build_model(arch, augment=False)
+        model.compile(optimizer=keras.optimizers.Adam(plan.learning_rate), loss="categorical_crossentropy",
+                      jit_compile=True)
+        model.fit(batches(images[:1024], targets[:1024], plan.batch_size), verbose=0)  # warm-up: compiling
+        models[f"{arch}/f32/noaug/xla"] = (model, plan)
+        model = new_model(plan)
+        model.fit(batches(images[:1024], targets[:1024], plan.batch_size), verbose=0)
+        models[f"{arch}/f32/noaug"] = (model, plan)
+    for arch, batch_size in ((arch, size) for arch in arguments.arch or ARCHITECTURES
+                             for size in [0, *arguments.batch_size]):
+        for precision in precisions if not batch_size else ["float32"]:
             plan = dataclasses.replace(runs.resolve({"arch": arch}).plan, precision=precision)
+            plan = dataclasses.replace(plan, batch_size=batch_size or plan.batch_size)
             model = new_model(plan)
             model.fit(batches(images[:1024], targets[:1024], plan.batch_size), verbose=0)  # warm-up
-            models[f"{arch}/{'bf16' if precision != 'float32' else 'f32'}"] = (model, plan)
+            name = f"{arch}/{'bf16' if precision != 'float32' else 'f32'}" + (f"/b{batch_size}" if batch_size else "")
+            models[name] = (model, plan)
     speeds: dict[str, list[float]] = {name: [] for name in models}
     for round_number in range(1, arguments.rounds + 1):
         for name, (model, plan) in models.items():
