@@ -12,8 +12,9 @@ cannot compile them with XLA) twice: as it is, and compiled by XLA
 (`jit_compile=True`; Keras refuses XLA once TensorFlow's op determinism is on,
 which runs need, so that model is built first and trains without it).
 --batch-size adds each architecture at another batch size (the same learning
-rate: this measures speed, not accuracy). Prints images per second per round and the medians, the training FLOPs
-per image counted from the network (digits.config's description: the forward
+rate: this measures speed, not accuracy). Prints images per second per round
+and the medians, the training FLOPs per image counted from the network
+(digits.config's description: the forward
 pass's multiply-adds, times three for the forward and the two backward
 products), and what share of the processor's peak that makes. The peak is
 cores x clock (from /proc/cpuinfo) x FLOPs per cycle and core, given with
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=12800)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--bfloat16", action="store_true", help="also train each architecture in mixed bfloat16")
-    parser.add_argument("--xla", action="store_true", help="also train each architecture compiled by XLA")
+    parser.add_argument("--xla", action="store_true", help="also train each architecture without augmentation, plain and by XLA")
     parser.add_argument("--batch-size", type=int, action="append", default=[], help="also train at this batch size")
     parser.add_argument("--flops-per-cycle", type=int, default=32, help="float32 FLOPs per cycle and core")
     arguments = parser.parse_args()
